@@ -1,0 +1,42 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestExitCodes(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		want     int
+		inStderr string
+		inStdout string
+	}{
+		{"no args", nil, 2, "Usage:", ""},
+		{"help", []string{"help"}, 0, "", "Commands:"},
+		{"version", []string{"version"}, 0, "", "tessera "},
+		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"`, ""},
+		{"bench without suite", []string{"bench"}, 2, "missing suite", ""},
+		{"bench unknown suite", []string{"bench", "nope", "--peer=false"}, 2, `unknown suite "nope"`, ""},
+		{"bench unknown flag", []string{"bench", "kernels", "--bogus"}, 2, "flag provided but not defined: -bogus", ""},
+		{"bench bad shape", []string{"bench", "kernels", "--peer=false", "--shapes", "3x3"}, 2, "want MxNxK", ""},
+		{"bench help", []string{"bench", "--help"}, 0, "Suites:", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			got := run(tc.args, &out, &errb)
+			if got != tc.want {
+				t.Fatalf("exit status %d, want %d (stderr %q)", got, tc.want, errb.String())
+			}
+			if !strings.Contains(errb.String(), tc.inStderr) {
+				t.Errorf("stderr %q does not contain %q", errb.String(), tc.inStderr)
+			}
+			if !strings.Contains(out.String(), tc.inStdout) {
+				t.Errorf("stdout %q does not contain %q", out.String(), tc.inStdout)
+			}
+		})
+	}
+}
