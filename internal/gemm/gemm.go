@@ -1,6 +1,34 @@
 // Package gemm multiplies float32 matrices: SGEMM and SGEMV on row-major
 // storage, with assembly micro-kernels on amd64 and a portable Go twin.
+//
+// Sgemm packs op(A) and op(B) into contiguous micro-panels by cache blocks
+// and runs a register-tiled micro-kernel over them (AVX-512, AVX2+FMA, or
+// Go, chosen by simd.Current at call time); large products are split over
+// the worker pool along M or N. Products with one row or one column, and
+// Sgemv, run on a separate memory-bound matrix-vector kernel.
 package gemm
+
+import (
+	"fmt"
+
+	"tessera/internal/parallel"
+	"tessera/internal/simd"
+)
+
+// parallelMinFlops is the product size (m*n*k) from which Sgemm splits the
+// work across the pool; smaller products finish before a hand-off pays off.
+const parallelMinFlops = 96 * 96 * 96
+
+// Info names the SGEMM micro-kernel the current level runs, e.g.
+// "avx512 6x64".
+func Info() string { return kernelFor(simd.Current()).name }
+
+func kernelFor(l simd.Level) *microKernel {
+	if kr := archKernel(l); kr != nil {
+		return kr
+	}
+	return genericKernel
+}
 
 // Sgemm computes C = alpha*op(A)*op(B) + beta*C on row-major matrices, where
 // op(A) is m×k (A is m×k with row stride lda, or k×m when transA), op(B) is
@@ -16,52 +44,180 @@ package gemm
 //			c[i*ldc+j] = alpha*s + beta*c[i*ldc+j]
 //		}
 //	}
+//
+// Sgemm panics with a descriptive message when a slice is too short for
+// the sizes and strides given.
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	sgemmGeneric(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	if m <= 0 || n <= 0 {
+		return
+	}
+	k = max(k, 0)
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if transB {
+		br, bc = n, k
+	}
+	checkMatrix("A", a, ar, ac, lda)
+	checkMatrix("B", b, br, bc, ldb)
+	checkMatrix("C", c, m, n, ldc)
+	if k == 0 || alpha == 0 {
+		for i := 0; i < m; i++ {
+			scaleVec(c[i*ldc:i*ldc+n], beta)
+		}
+		return
+	}
+	if n == 1 {
+		// A column of C: op(A) times the single column of op(B).
+		x, xb := vector(b, k, ldb, !transB)
+		y, yb := vector(c, m, ldc, true)
+		if !transA {
+			gemv(false, m, k, alpha, a, lda, x, beta, y)
+		} else {
+			gemv(true, k, m, alpha, a, lda, x, beta, y)
+		}
+		finish(xb, yb, c, m, ldc)
+		return
+	}
+	if m == 1 {
+		// A row of C: the single row of op(A) times op(B).
+		x, xb := vector(a, k, lda, transA)
+		if !transB {
+			gemv(true, k, n, alpha, b, ldb, x, beta, c[:n])
+		} else {
+			gemv(false, n, k, alpha, b, ldb, x, beta, c[:n])
+		}
+		finish(xb, nil, nil, 0, 0)
+		return
+	}
+	sgemm(kernelFor(simd.Current()), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // Sgemv computes y = alpha*op(A)*x + beta*y, where A is m×n row-major with
 // row stride lda and op(A) is A (len(y) = m) or Aᵀ when transA (len(y) = n).
 // With beta == 0, y is overwritten and never read.
 func Sgemv(transA bool, m, n int, alpha float32, a []float32, lda int, x []float32, beta float32, y []float32) {
-	if transA {
-		Sgemm(true, false, n, 1, m, alpha, a, lda, x, 1, beta, y, 1)
+	if m <= 0 || n <= 0 {
 		return
 	}
-	Sgemm(false, false, m, 1, n, alpha, a, lda, x, 1, beta, y, 1)
+	checkMatrix("A", a, m, n, lda)
+	nx, ny := n, m
+	if transA {
+		nx, ny = m, n
+	}
+	if len(x) < nx || len(y) < ny {
+		panic(fmt.Sprintf("gemm: Sgemv with %dx%d A (transA=%v) needs len(x) >= %d and len(y) >= %d, have %d and %d", m, n, transA, nx, ny, len(x), len(y)))
+	}
+	if alpha == 0 {
+		scaleVec(y[:ny], beta)
+		return
+	}
+	gemv(transA, m, n, alpha, a, lda, x[:nx], beta, y[:ny])
 }
 
-func sgemmGeneric(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	for i := 0; i < m; i++ {
-		ci := c[i*ldc : i*ldc+n]
-		if beta == 0 {
-			clear(ci)
-		} else if beta != 1 {
-			for j := range ci {
-				ci[j] *= beta
-			}
-		}
-		for p := 0; p < k; p++ {
-			var av float32
-			if transA {
-				av = a[p*lda+i]
-			} else {
-				av = a[i*lda+p]
-			}
-			av *= alpha
-			if av == 0 {
-				continue
-			}
-			if transB {
-				for j := range ci {
-					ci[j] += av * b[j*ldb+p]
-				}
-			} else {
-				bp := b[p*ldb : p*ldb+n]
-				for j, bv := range bp {
-					ci[j] += av * bv
-				}
-			}
-		}
+// checkMatrix panics unless s holds a rows×cols matrix with row stride ld.
+func checkMatrix(name string, s []float32, rows, cols, ld int) {
+	if rows == 0 || cols == 0 {
+		return
 	}
+	if ld < cols && rows > 1 {
+		panic(fmt.Sprintf("gemm: %s is %dx%d but its row stride is %d", name, rows, cols, ld))
+	}
+	if need := (rows-1)*ld + cols; len(s) < need {
+		panic(fmt.Sprintf("gemm: %s is %dx%d with row stride %d: needs %d elements, has %d", name, rows, cols, ld, need, len(s)))
+	}
+}
+
+// vector returns the n elements of a matrix row (contiguous) or column
+// (stride ld) as a contiguous slice, gathering a column into a pooled buffer
+// (returned as the second result, nil when s is used in place).
+func vector(s []float32, n, ld int, column bool) ([]float32, *[]float32) {
+	if !column || ld == 1 || n == 1 {
+		return s[:n], nil
+	}
+	buf := gather(s, n, ld)
+	return *buf, buf
+}
+
+// finish scatters a gathered column result back into C and releases the
+// buffers of vector.
+func finish(xb, yb *[]float32, c []float32, m, ldc int) {
+	if yb != nil {
+		for i, v := range *yb {
+			c[i*ldc] = v
+		}
+		release(yb)
+	}
+	if xb != nil {
+		release(xb)
+	}
+}
+
+// sgemm runs the blocked product, split across the worker pool along M or
+// N when it is big enough.
+func sgemm(kr *microKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	threads := parallel.Threads()
+	if m*n*k < parallelMinFlops {
+		threads = 1
+	}
+	alongM, parts := splitPlan(kr, m, n, k, threads)
+	if parts <= 1 {
+		ws := getWorkspace(kr)
+		sgemmBlocked(kr, ws, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		workspaces.Put(ws)
+		return
+	}
+	unit, total := kr.mr, (m+kr.mr-1)/kr.mr
+	if !alongM {
+		unit, total = kr.nr, (n+kr.nr-1)/kr.nr
+	}
+	parallel.Split(total, parts, func(lo, hi int) {
+		lo, hi = lo*unit, hi*unit
+		if alongM {
+			hi = min(hi, m)
+		} else {
+			hi = min(hi, n)
+		}
+		if lo >= hi {
+			return
+		}
+		ws := getWorkspace(kr)
+		defer workspaces.Put(ws)
+		if alongM {
+			aoff := lo * lda
+			if transA {
+				aoff = lo
+			}
+			sgemmBlocked(kr, ws, transA, transB, hi-lo, n, k, alpha, a[aoff:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+			return
+		}
+		boff := lo
+		if transB {
+			boff = lo * ldb
+		}
+		sgemmBlocked(kr, ws, transA, transB, m, hi-lo, k, alpha, a, lda, b[boff:], ldb, beta, c[lo:], ldc)
+	})
+}
+
+// splitPlan chooses the dimension to split over threads workers and the
+// number of parts: the one whose largest share (in whole register tiles,
+// plus the panel of the other operand that every worker packs again) costs
+// least.
+func splitPlan(kr *microKernel, m, n, k, threads int) (alongM bool, parts int) {
+	if threads <= 1 {
+		return true, 1
+	}
+	tm, tn := (m+kr.mr-1)/kr.mr, (n+kr.nr-1)/kr.nr
+	pm, pn := min(threads, tm), min(threads, tn)
+	// Cost in multiply-adds; a packed element is counted as packCost of them.
+	const packCost = 16
+	share := func(t, p int) int { return (t + p - 1) / p }
+	costM := share(tm, pm)*kr.mr*tn*kr.nr*k + packCost*(k*n+share(tm, pm)*kr.mr*k)
+	costN := share(tn, pn)*kr.nr*tm*kr.mr*k + packCost*(k*m+share(tn, pn)*kr.nr*k)
+	if costM <= costN {
+		return true, pm
+	}
+	return false, pn
 }

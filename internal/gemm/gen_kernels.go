@@ -1,0 +1,321 @@
+//go:build ignore
+
+// gen_kernels writes sgemm_amd64.s, register-tiled SGEMM micro-kernels for
+// AVX-512 (Z registers) and AVX2+FMA (Y registers), and sgemv_amd64.s, the
+// memory-bound SGEMV kernels. Run it with
+// `go generate ./internal/gemm`.
+//
+// Every kernel has the Go signature
+//
+//	func name(k int, a, b, c *float32, ldc int, alpha, beta float32)
+//
+// and computes, for a packed A micro-panel (k steps of MR floats) and a packed
+// B micro-panel (k steps of NR floats):
+//
+//	for i := 0; i < MR; i++ {
+//		for j := 0; j < NR; j++ {
+//			var s float32
+//			for p := 0; p < k; p++ {
+//				s += a[p*MR+i] * b[p*NR+j]
+//			}
+//			if beta == 0 {
+//				c[i*ldc+j] = alpha * s
+//			} else {
+//				c[i*ldc+j] = alpha*s + beta*c[i*ldc+j]
+//			}
+//		}
+//	}
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+)
+
+type kernel struct {
+	name   string
+	mr, nv int    // rows, vectors per row
+	reg    string // "Z" or "Y"
+	width  int    // floats per vector
+	unroll int    // k-loop unroll
+	pfB    int    // prefetch distance on B in k steps (0: none)
+}
+
+func (k kernel) nr() int { return k.nv * k.width }
+
+var w bytes.Buffer
+
+func p(format string, args ...any) { fmt.Fprintf(&w, format+"\n", args...) }
+
+func gen(k kernel) {
+	nreg := k.mr*k.nv + k.nv + 2
+	limit := 32
+	if k.reg == "Y" {
+		limit = 16
+	}
+	if nreg > limit {
+		panic(fmt.Sprintf("%s needs %d registers", k.name, nreg))
+	}
+	acc := func(r, v int) string { return fmt.Sprintf("%s%d", k.reg, r*k.nv+v) }
+	bv := func(v int) string { return fmt.Sprintf("%s%d", k.reg, k.mr*k.nv+v) }
+	tmp := func(i int) string { return fmt.Sprintf("%s%d", k.reg, k.mr*k.nv+k.nv+i%2) }
+	vb := k.width * 4 // bytes per vector
+	nrb := k.nr() * 4 // bytes per B step
+	mrb := k.mr * 4   // bytes per A step
+
+	p("// func %s(k int, a, b, c *float32, ldc int, alpha, beta float32)", k.name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-48", k.name)
+	p("\tMOVQ k+0(FP), CX")
+	p("\tMOVQ a+8(FP), AX")
+	p("\tMOVQ b+16(FP), BX")
+	p("\tMOVQ c+24(FP), DX")
+	p("\tMOVQ ldc+32(FP), SI")
+	p("\tSHLQ $2, SI")
+	// Prefetch the C tile so its lines arrive while the k-loop runs.
+	p("\tMOVQ DX, DI")
+	for r := 0; r < k.mr; r++ {
+		for off := 0; off < k.nr()*4; off += 64 {
+			p("\tPREFETCHT0 %d(DI)", off)
+		}
+		if r < k.mr-1 {
+			p("\tADDQ SI, DI")
+		}
+	}
+	for r := 0; r < k.mr; r++ {
+		for v := 0; v < k.nv; v++ {
+			a := acc(r, v)
+			p("\tVXORPS %s, %s, %s", a, a, a)
+		}
+	}
+	body := func(u int) {
+		offA := u * mrb
+		offB := u * nrb
+		if k.pfB > 0 {
+			for off := 0; off < nrb; off += 64 {
+				p("\tPREFETCHT0 %d(BX)", offB+k.pfB*nrb+off)
+			}
+		}
+		for v := 0; v < k.nv; v++ {
+			p("\tVMOVUPS %d(BX), %s", offB+v*vb, bv(v))
+		}
+		for r := 0; r < k.mr; r++ {
+			t := tmp(r)
+			p("\tVBROADCASTSS %d(AX), %s", offA+r*4, t)
+			for v := 0; v < k.nv; v++ {
+				p("\tVFMADD231PS %s, %s, %s", bv(v), t, acc(r, v))
+			}
+		}
+	}
+	p("\tMOVQ CX, R8")
+	p("\tSHRQ $%d, R8", log2(k.unroll))
+	p("\tJZ %s_tail", k.name)
+	p("%s_loop:", k.name)
+	for u := 0; u < k.unroll; u++ {
+		body(u)
+	}
+	p("\tADDQ $%d, AX", k.unroll*mrb)
+	p("\tADDQ $%d, BX", k.unroll*nrb)
+	p("\tDECQ R8")
+	p("\tJNZ %s_loop", k.name)
+	p("%s_tail:", k.name)
+	p("\tANDQ $%d, CX", k.unroll-1)
+	p("\tJZ %s_update", k.name)
+	p("%s_tailloop:", k.name)
+	body(0)
+	p("\tADDQ $%d, AX", mrb)
+	p("\tADDQ $%d, BX", nrb)
+	p("\tDECQ CX")
+	p("\tJNZ %s_tailloop", k.name)
+
+	p("%s_update:", k.name)
+	alpha, beta := bv(0), tmp(0)
+	p("\tVBROADCASTSS alpha+40(FP), %s", alpha)
+	p("\tVBROADCASTSS beta+44(FP), %s", beta)
+	for r := 0; r < k.mr; r++ {
+		for v := 0; v < k.nv; v++ {
+			p("\tVMULPS %s, %s, %s", alpha, acc(r, v), acc(r, v))
+		}
+	}
+	// beta == 0 (either sign) never reads C.
+	p("\tMOVL beta+44(FP), R9")
+	p("\tANDL $0x7fffffff, R9")
+	p("\tJZ %s_store", k.name)
+	for r := 0; r < k.mr; r++ {
+		for v := 0; v < k.nv; v++ {
+			p("\tVFMADD231PS %d(DX), %s, %s", v*vb, beta, acc(r, v))
+			p("\tVMOVUPS %s, %d(DX)", acc(r, v), v*vb)
+		}
+		if r < k.mr-1 {
+			p("\tADDQ SI, DX")
+		}
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("%s_store:", k.name)
+	for r := 0; r < k.mr; r++ {
+		for v := 0; v < k.nv; v++ {
+			p("\tVMOVUPS %s, %d(DX)", acc(r, v), v*vb)
+		}
+		if r < k.mr-1 {
+			p("\tADDQ SI, DX")
+		}
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// genDot4 writes dot4: four dot products of rows a, a+lda, a+2lda, a+3lda
+// with x, over n floats (n a multiple of 2*width).
+func genDot4(name, reg string, width int) {
+	vb := width * 4
+	acc := func(r, v int) string { return fmt.Sprintf("%s%d", reg, r*2+v) }
+	xv := func(v int) string { return fmt.Sprintf("%s%d", reg, 8+v) }
+	p("// func %s(n int, a *float32, lda int, x *float32, out *[4]float32)", name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-40", name)
+	p("\tMOVQ n+0(FP), CX")
+	p("\tMOVQ a+8(FP), AX")
+	p("\tMOVQ lda+16(FP), R11")
+	p("\tSHLQ $2, R11")
+	p("\tMOVQ x+24(FP), DI")
+	p("\tLEAQ (AX)(R11*1), BX")
+	p("\tLEAQ (AX)(R11*2), DX")
+	p("\tLEAQ (BX)(R11*2), SI")
+	for r := 0; r < 4; r++ {
+		for v := 0; v < 2; v++ {
+			p("\tVXORPS %s, %s, %s", acc(r, v), acc(r, v), acc(r, v))
+		}
+	}
+	rows := []string{"AX", "BX", "DX", "SI"}
+	p("\tSHRQ $%d, CX", log2(2*width))
+	p("\tJZ %s_reduce", name)
+	p("%s_loop:", name)
+	for v := 0; v < 2; v++ {
+		p("\tVMOVUPS %d(DI), %s", v*vb, xv(v))
+	}
+	for v := 0; v < 2; v++ {
+		for r := 0; r < 4; r++ {
+			p("\tVFMADD231PS %d(%s), %s, %s", v*vb, rows[r], xv(v), acc(r, v))
+		}
+	}
+	for _, r := range append(rows, "DI") {
+		p("\tADDQ $%d, %s", 2*vb, r)
+	}
+	p("\tDECQ CX")
+	p("\tJNZ %s_loop", name)
+	p("%s_reduce:", name)
+	p("\tMOVQ out+32(FP), DI")
+	for r := 0; r < 4; r++ {
+		a0, a1 := acc(r, 0), acc(r, 1)
+		y := "Y" + a0[1:]
+		x := "X" + a0[1:]
+		p("\tVADDPS %s, %s, %s", a1, a0, a0)
+		if reg == "Z" {
+			p("\tVEXTRACTF64X4 $1, %s, Y10", a0)
+			p("\tVADDPS Y10, %s, %s", y, y)
+		}
+		p("\tVEXTRACTF128 $1, %s, X10", y)
+		p("\tVADDPS X10, %s, %s", x, x)
+		p("\tVHADDPS %s, %s, %s", x, x, x)
+		p("\tVHADDPS %s, %s, %s", x, x, x)
+		p("\tVMOVSS %s, %d(DI)", x, 4*r)
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+// genAxpy4 writes axpy4: y[j] += s[0]*a[j] + s[1]*a[lda+j] + s[2]*a[2lda+j]
+// + s[3]*a[3lda+j] for j < n (n a multiple of 2*width).
+func genAxpy4(name, reg string, width int) {
+	vb := width * 4
+	r := func(i int) string { return fmt.Sprintf("%s%d", reg, i) }
+	p("// func %s(n int, y, a *float32, lda int, s *[4]float32)", name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-40", name)
+	p("\tMOVQ n+0(FP), CX")
+	p("\tMOVQ y+8(FP), DI")
+	p("\tMOVQ a+16(FP), AX")
+	p("\tMOVQ lda+24(FP), R11")
+	p("\tSHLQ $2, R11")
+	p("\tMOVQ s+32(FP), R8")
+	p("\tLEAQ (AX)(R11*1), BX")
+	p("\tLEAQ (AX)(R11*2), DX")
+	p("\tLEAQ (BX)(R11*2), SI")
+	for i := 0; i < 4; i++ {
+		p("\tVBROADCASTSS %d(R8), %s", 4*i, r(8+i))
+	}
+	rows := []string{"AX", "BX", "DX", "SI"}
+	p("\tSHRQ $%d, CX", log2(2*width))
+	p("\tJZ %s_done", name)
+	p("%s_loop:", name)
+	for v := 0; v < 2; v++ {
+		t0, t1 := r(2*v), r(2*v+1)
+		p("\tVMOVUPS %d(DI), %s", v*vb, t0)
+		p("\tVMULPS %d(%s), %s, %s", v*vb, rows[2], r(10), t1)
+		p("\tVFMADD231PS %d(%s), %s, %s", v*vb, rows[0], r(8), t0)
+		p("\tVFMADD231PS %d(%s), %s, %s", v*vb, rows[3], r(11), t1)
+		p("\tVFMADD231PS %d(%s), %s, %s", v*vb, rows[1], r(9), t0)
+	}
+	for v := 0; v < 2; v++ {
+		p("\tVADDPS %s, %s, %s", r(2*v+1), r(2*v), r(2*v))
+		p("\tVMOVUPS %s, %d(DI)", r(2*v), v*vb)
+	}
+	for _, x := range append(rows, "DI") {
+		p("\tADDQ $%d, %s", 2*vb, x)
+	}
+	p("\tDECQ CX")
+	p("\tJNZ %s_loop", name)
+	p("%s_done:", name)
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
+func writeFile(name string) {
+	if err := os.WriteFile(name, w.Bytes(), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	w.Reset()
+}
+
+func header() {
+	p("// Code generated by gen_kernels.go; DO NOT EDIT.")
+	p("")
+	p("//go:build amd64 && !purego")
+	p("")
+	p("#include \"textflag.h\"")
+	p("")
+}
+
+func log2(n int) int {
+	l := 0
+	for 1<<l < n {
+		l++
+	}
+	if 1<<l != n {
+		panic("unroll must be a power of two")
+	}
+	return l
+}
+
+func main() {
+	header()
+	for _, k := range []kernel{
+		{name: "kernAVX512x6x64", mr: 6, nv: 4, reg: "Z", width: 16, unroll: 4},
+		{name: "kernAVX512x8x48", mr: 8, nv: 3, reg: "Z", width: 16, unroll: 4},
+		{name: "kernAVX512x12x32", mr: 12, nv: 2, reg: "Z", width: 16, unroll: 4},
+		{name: "kernAVX512x14x32", mr: 14, nv: 2, reg: "Z", width: 16, unroll: 4},
+		{name: "kernAVX2x6x16", mr: 6, nv: 2, reg: "Y", width: 8, unroll: 4},
+	} {
+		gen(k)
+	}
+	writeFile("sgemm_amd64.s")
+	header()
+	genDot4("dot4AVX512", "Z", 16)
+	genDot4("dot4AVX2", "Y", 8)
+	genAxpy4("axpy4AVX512", "Z", 16)
+	genAxpy4("axpy4AVX2", "Y", 8)
+	writeFile("sgemv_amd64.s")
+}

@@ -1,0 +1,159 @@
+package gemm
+
+import (
+	"sync"
+
+	"tessera/internal/parallel"
+	"tessera/internal/simd"
+)
+
+// gemvParallelMin is the matrix size (elements) from which SGEMV is split
+// across the worker pool; below it the hand-off costs more than it saves.
+const gemvParallelMin = 1 << 16
+
+// gemvColBlock bounds the slice of y one pass of the transposed kernel
+// updates, so that it stays in L1 while the rows stream past.
+const gemvColBlock = 2048
+
+// gemv computes y = alpha*op(A)*x + beta*y for contiguous x and y, where A
+// is m×n with row stride lda: op(A) = A (len(y) = m, len(x) = n) or Aᵀ
+// (len(y) = n, len(x) = m). beta == 0 never reads y.
+func gemv(trans bool, m, n int, alpha float32, a []float32, lda int, x []float32, beta float32, y []float32) {
+	l := simd.Current()
+	if !trans {
+		run := func(lo, hi int) { gemvRows(l, lo, hi, n, alpha, a, lda, x, beta, y) }
+		if m*n < gemvParallelMin {
+			run(0, m)
+			return
+		}
+		parallel.For(m, 16, run)
+		return
+	}
+	run := func(lo, hi int) { gemvCols(l, m, lo, hi, alpha, a, lda, x, beta, y) }
+	if m*n < gemvParallelMin {
+		run(0, n)
+		return
+	}
+	// Split the columns in multiples of 32 floats so each worker's y slice
+	// starts on a cache line and its vector loop has no scalar tail.
+	chunks := (n + 31) / 32
+	parallel.For(chunks, 4, func(lo, hi int) { run(lo*32, min(hi*32, n)) })
+}
+
+// gemvRows computes y[i] for lo <= i < hi of the untransposed product.
+func gemvRows(l simd.Level, lo, hi, n int, alpha float32, a []float32, lda int, x []float32, beta float32, y []float32) {
+	var out [4]float32
+	i := lo
+	for ; i < hi; i += 4 {
+		rows := min(4, hi-i)
+		if rows == 4 {
+			dot4(l, n, a[i*lda:], lda, x, &out)
+		} else {
+			for r := 0; r < rows; r++ {
+				out[r] = dotGo(a[(i+r)*lda:(i+r)*lda+n], x[:n])
+			}
+		}
+		for r := 0; r < rows; r++ {
+			if beta == 0 {
+				y[i+r] = alpha * out[r]
+			} else {
+				y[i+r] = alpha*out[r] + beta*y[i+r]
+			}
+		}
+	}
+}
+
+// gemvCols computes y[lo:hi] of the transposed product, y = alpha*Aᵀx +
+// beta*y, with A m×(≥hi).
+func gemvCols(l simd.Level, m, lo, hi int, alpha float32, a []float32, lda int, x []float32, beta float32, y []float32) {
+	for j0 := lo; j0 < hi; j0 += gemvColBlock {
+		j1 := min(j0+gemvColBlock, hi)
+		yb := y[j0:j1]
+		scaleVec(yb, beta)
+		var s [4]float32
+		i := 0
+		for ; i+4 <= m; i += 4 {
+			s = [4]float32{alpha * x[i], alpha * x[i+1], alpha * x[i+2], alpha * x[i+3]}
+			axpy4(l, j1-j0, yb, a[i*lda+j0:], lda, &s)
+		}
+		for ; i < m; i++ {
+			s := alpha * x[i]
+			row := a[i*lda+j0 : i*lda+j1]
+			for j, v := range row {
+				yb[j] += s * v
+			}
+		}
+	}
+}
+
+// scaleVec is y *= beta, with y = 0 (never read) when beta == 0.
+func scaleVec(y []float32, beta float32) {
+	switch beta {
+	case 0:
+		clear(y)
+	case 1:
+	default:
+		for j := range y {
+			y[j] *= beta
+		}
+	}
+}
+
+// dotGo is  for j := range x { s += a[j] * x[j] }; return s
+func dotGo(a, x []float32) float32 {
+	var s0, s1, s2, s3 float32
+	a = a[:len(x)]
+	j := 0
+	for ; j+4 <= len(x); j += 4 {
+		s0 += a[j] * x[j]
+		s1 += a[j+1] * x[j+1]
+		s2 += a[j+2] * x[j+2]
+		s3 += a[j+3] * x[j+3]
+	}
+	for ; j < len(x); j++ {
+		s0 += a[j] * x[j]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// dot4Go is the portable dot4: out[r] (+)= a[r*lda:r*lda+len(x)]·x for
+// r < 4, adding to out when add is set.
+func dot4Go(a []float32, lda int, x []float32, out *[4]float32, add bool) {
+	for r := 0; r < 4; r++ {
+		d := dotGo(a[r*lda:r*lda+len(x)], x)
+		if add {
+			out[r] += d
+		} else {
+			out[r] = d
+		}
+	}
+}
+
+// axpy4Go is the portable axpy4 on y[:len(y)].
+func axpy4Go(y, a []float32, lda int, s *[4]float32) {
+	n := len(y)
+	a0, a1, a2, a3 := a[:n], a[lda:lda+n], a[2*lda:2*lda+n], a[3*lda:3*lda+n]
+	s0, s1, s2, s3 := s[0], s[1], s[2], s[3]
+	for j := range y {
+		y[j] += (s0*a0[j] + s1*a1[j]) + (s2*a2[j] + s3*a3[j])
+	}
+}
+
+var vecPool = sync.Pool{New: func() any { return new([]float32) }}
+
+// gather copies the n elements src[0], src[inc], … into a pooled buffer;
+// release returns it.
+func gather(src []float32, n, inc int) *[]float32 {
+	bp := vecPool.Get().(*[]float32)
+	if cap(*bp) < n {
+		*bp = make([]float32, n)
+	}
+	buf := (*bp)[:n]
+	for i := range buf {
+		buf[i] = src[i*inc]
+	}
+	*bp = buf
+	return bp
+}
+
+func release(bp *[]float32) { vecPool.Put(bp) }
