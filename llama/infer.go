@@ -1,0 +1,293 @@
+package llama
+
+import (
+	"fmt"
+	"math"
+
+	"tessera/internal/attn"
+	"tessera/internal/gemm"
+	"tessera/internal/vec"
+	"tessera/tensor"
+)
+
+// slot is a weight holder the inference engine reads and may rebind; an
+// *autodiff.Var is one.
+type slot interface {
+	Tensor() *tensor.Tensor
+	SetTensor(*tensor.Tensor)
+}
+
+// layerSlots are one decoder layer's weights, in PyTorch layout [out, in].
+type layerSlots struct {
+	inNorm, postNorm slot // [d]
+	q, k, v, o       slot // [H*hd, d], [Hkv*hd, d], [Hkv*hd, d], [d, H*hd]
+	gate, up, down   slot // [I, d], [I, d], [d, I]
+}
+
+// engine runs the decoder on float32 slices for inference. It keeps the
+// projections that read the same input fused (q|k|v and gate|up) so a
+// decode step issues one GEMV for each; the model's q, k, v, gate and up
+// weights are rebound to views of the fused buffers, so in-place updates
+// (an optimiser step) stay visible, and a replaced tensor (a checkpoint
+// load) is noticed and repacked.
+type engine struct {
+	cfg    Config
+	embed  slot // [V, d]
+	norm   slot // [d]
+	head   slot // [V, d]; the embedding when tied
+	layers []layerSlots
+	qkv    [][]float32 // per layer [(H+2Hkv)*hd, d]
+	gateUp [][]float32 // per layer [2I, d]
+}
+
+func newEngine(cfg Config, embed, norm, head slot, layers []layerSlots) *engine {
+	return &engine{cfg: cfg, embed: embed, norm: norm, head: head, layers: layers,
+		qkv: make([][]float32, len(layers)), gateUp: make([][]float32, len(layers))}
+}
+
+// sync makes sure the fused buffers hold the current weights.
+func (e *engine) sync() {
+	for l := range e.layers {
+		ls := &e.layers[l]
+		e.qkv[l] = fuse(e.qkv[l], ls.q, ls.k, ls.v)
+		e.gateUp[l] = fuse(e.gateUp[l], ls.gate, ls.up)
+	}
+}
+
+// fuse returns buf when the slots already view consecutive parts of it, and
+// otherwise a new buffer holding their rows one after another, rebinding
+// every slot to its part.
+func fuse(buf []float32, parts ...slot) []float32 {
+	n, ok := 0, buf != nil
+	for _, p := range parts {
+		t := p.Tensor()
+		if ok {
+			st := t.Storage()
+			ok = t.IsContiguous() && len(st) > t.Offset() && n+t.Numel() <= len(buf) &&
+				&st[t.Offset()] == &buf[n]
+		}
+		n += t.Numel()
+	}
+	if ok && n == len(buf) {
+		return buf
+	}
+	buf = make([]float32, n)
+	off := 0
+	for _, p := range parts {
+		t := p.Tensor()
+		k := t.Numel()
+		copy(buf[off:off+k], t.Data())
+		p.SetTensor(tensor.FromData(buf[off:off+k:off+k], t.Shape()...))
+		off += k
+	}
+	return buf
+}
+
+// data returns the contiguous values of a slot.
+func data(s slot) []float32 { return s.Tensor().Data() }
+
+// Cache is the key/value cache of one sequence: it feeds tokens through the
+// model, appending their keys and values in place, and returns logits. The
+// slices it returns belong to the cache and are overwritten by its next
+// call. A Cache is not safe for concurrent use.
+type Cache struct {
+	e        *engine
+	capacity int
+	n        int         // tokens held
+	k, v     [][]float32 // per layer [capacity, Hkv*hd]
+	cos, sin []float32   // [capacity, hd/2]
+
+	rows                     int // rows the scratch buffers hold
+	x, xn, qkv, att, gu, act []float32
+	logits                   []float32
+	hiddenRows               int
+	one                      [1]int
+}
+
+func newCache(e *engine, capacity int) *Cache {
+	c := e.cfg
+	kvd := c.KVHeads() * c.HeadDim()
+	cache := &Cache{e: e, capacity: capacity, k: make([][]float32, c.NumHiddenLayers), v: make([][]float32, c.NumHiddenLayers)}
+	for l := range cache.k {
+		cache.k[l] = make([]float32, capacity*kvd)
+		cache.v[l] = make([]float32, capacity*kvd)
+	}
+	cache.cos, cache.sin = ropeTables(c, capacity)
+	cache.grow(1)
+	return cache
+}
+
+// ropeTables returns cos and sin of pos·θ^(-2i/hd) for pos < n, i < hd/2.
+func ropeTables(c Config, n int) (cos, sin []float32) {
+	half := c.HeadDim() / 2
+	cos, sin = make([]float32, n*half), make([]float32, n*half)
+	for i := 0; i < half; i++ {
+		inv := math.Pow(c.RopeTheta, -float64(2*i)/float64(c.HeadDim()))
+		for p := 0; p < n; p++ {
+			s, co := math.Sincos(float64(p) * inv)
+			cos[p*half+i], sin[p*half+i] = float32(co), float32(s)
+		}
+	}
+	return cos, sin
+}
+
+// grow sizes the scratch buffers for chunks of up to rows tokens.
+func (c *Cache) grow(rows int) {
+	if rows <= c.rows {
+		return
+	}
+	cfg := c.e.cfg
+	d, qd, kvd, I := cfg.HiddenSize, cfg.NumAttentionHeads*cfg.HeadDim(), cfg.KVHeads()*cfg.HeadDim(), cfg.IntermediateSize
+	c.rows = rows
+	c.x = make([]float32, rows*d)
+	c.xn = make([]float32, rows*d)
+	c.qkv = make([]float32, rows*(qd+2*kvd))
+	c.att = make([]float32, rows*qd)
+	c.gu = make([]float32, rows*2*I)
+	c.act = make([]float32, rows*I)
+	c.logits = make([]float32, rows*cfg.VocabSize)
+}
+
+// Len is the number of tokens in the cache (the position of the next one).
+func (c *Cache) Len() int { return c.n }
+
+// Cap is the number of tokens the cache can hold.
+func (c *Cache) Cap() int { return c.capacity }
+
+// Reset empties the cache.
+func (c *Cache) Reset() { c.n = 0 }
+
+// Truncate keeps the first n tokens, dropping the rest (speculative
+// decoding rolls back rejected draft tokens with it).
+func (c *Cache) Truncate(n int) error {
+	if n < 0 || n > c.n {
+		return fmt.Errorf("llama cache: truncate to %d tokens, cache holds %d", n, c.n)
+	}
+	c.n = n
+	return nil
+}
+
+// Prefill appends tokens in one batched pass and returns the logits
+// [vocab] of the last one.
+func (c *Cache) Prefill(tokens []int) ([]float32, error) {
+	if err := c.forward(tokens, false); err != nil {
+		return nil, err
+	}
+	return c.logits[:c.e.cfg.VocabSize], nil
+}
+
+// Decode appends one token and returns its logits [vocab]. It allocates
+// nothing.
+func (c *Cache) Decode(token int) ([]float32, error) {
+	c.one[0] = token
+	return c.Prefill(c.one[:])
+}
+
+// Extend appends tokens in one batched pass and returns the logits of
+// every one of them, [len(tokens), vocab] row-major (a speculative
+// decoder's verification pass).
+func (c *Cache) Extend(tokens []int) ([]float32, error) {
+	if err := c.forward(tokens, true); err != nil {
+		return nil, err
+	}
+	return c.logits[:len(tokens)*c.e.cfg.VocabSize], nil
+}
+
+// Hidden returns the hidden states [T, hidden] of the T tokens of the last
+// Prefill, Decode or Extend after the last layer, before the final norm.
+func (c *Cache) Hidden() []float32 { return c.x[:c.hiddenRows*c.e.cfg.HiddenSize] }
+
+// forward runs tokens at positions Len()… through the model, leaving the
+// logits of the last token (or of all when all) in c.logits.
+func (c *Cache) forward(tokens []int, all bool) error {
+	cfg := c.e.cfg
+	T := len(tokens)
+	if T == 0 {
+		return fmt.Errorf("llama cache: no tokens")
+	}
+	if c.n+T > c.capacity {
+		return fmt.Errorf("llama cache: %d tokens exceed the capacity of %d (%d held)", T, c.capacity, c.n)
+	}
+	for i, t := range tokens {
+		if t < 0 || t >= cfg.VocabSize {
+			return fmt.Errorf("llama cache: token %d at position %d is outside the vocabulary of %d", t, i, cfg.VocabSize)
+		}
+	}
+	c.e.sync()
+	c.grow(T)
+	d, hd := cfg.HiddenSize, cfg.HeadDim()
+	H, Hkv, I := cfg.NumAttentionHeads, cfg.KVHeads(), cfg.IntermediateSize
+	qd, kvd := H*hd, Hkv*hd
+	row := qd + 2*kvd
+	eps := float32(cfg.RMSNormEps)
+	x, xn, qkv, att, gu, act := c.x[:T*d], c.xn[:T*d], c.qkv[:T*row], c.att[:T*qd], c.gu[:T*2*I], c.act[:T*I]
+
+	embed := data(c.e.embed)
+	for t, tok := range tokens {
+		copy(x[t*d:(t+1)*d], embed[tok*d:(tok+1)*d])
+	}
+	ap := attn.Params{Batch: 1, Heads: H, KVHeads: Hkv, Tq: T, Tk: c.n + T, Dim: hd, KVCap: c.capacity,
+		QStride: row, Mask: attn.Mask{Kind: attn.Causal, QOffset: c.n}}
+	for l := range c.e.layers {
+		ls := &c.e.layers[l]
+		// Attention: x += o_proj(attn(rope(q), rope(k), v)) of n = norm(x).
+		vec.RMSNorm(xn, x, d, eps, data(ls.inNorm), nil)
+		matmulT(T, row, d, xn, c.e.qkv[l], 0, qkv)
+		kc, vc := c.k[l], c.v[l]
+		for t := 0; t < T; t++ {
+			pos := c.n + t
+			r := qkv[t*row : (t+1)*row]
+			c.rope(r[:qd], pos)
+			c.rope(r[qd:qd+kvd], pos)
+			copy(kc[pos*kvd:(pos+1)*kvd], r[qd:qd+kvd])
+			copy(vc[pos*kvd:(pos+1)*kvd], r[qd+kvd:])
+		}
+		attn.Forward(att, nil, qkv, kc, vc, ap)
+		matmulT(T, d, qd, att, data(ls.o), 1, x)
+		// MLP: x += down(silu(gate(n)) * up(n)) of n = norm(x).
+		vec.RMSNorm(xn, x, d, eps, data(ls.postNorm), nil)
+		matmulT(T, 2*I, d, xn, c.e.gateUp[l], 0, gu)
+		for t := 0; t < T; t++ {
+			g, u, a := gu[t*2*I:t*2*I+I], gu[t*2*I+I:(t+1)*2*I], act[t*I:(t+1)*I]
+			vec.SiLU(a, g)
+			vec.Mul(a, a, u)
+		}
+		matmulT(T, d, I, act, data(ls.down), 1, x)
+	}
+	c.n += T
+	c.hiddenRows = T
+	first := T - 1
+	if all {
+		first = 0
+	}
+	rows := T - first
+	vec.RMSNorm(xn[:rows*d], x[first*d:], d, eps, data(c.e.norm), nil)
+	matmulT(rows, cfg.VocabSize, d, xn[:rows*d], data(c.e.head), 0, c.logits[:rows*cfg.VocabSize])
+	return nil
+}
+
+// rope rotates every head of x (heads of HeadDim values) for position pos
+// in the Hugging Face layout: pairs (i, i+hd/2).
+func (c *Cache) rope(x []float32, pos int) {
+	hd := c.e.cfg.HeadDim()
+	half := hd / 2
+	cos, sin := c.cos[pos*half:(pos+1)*half], c.sin[pos*half:(pos+1)*half]
+	for h := 0; h+hd <= len(x); h += hd {
+		a, b := x[h:h+half], x[h+half:h+hd]
+		for i := range a {
+			x1, x2 := a[i], b[i]
+			a[i] = x1*cos[i] - x2*sin[i]
+			b[i] = x2*cos[i] + x1*sin[i]
+		}
+	}
+}
+
+// matmulT computes out[m×n] = a[m×k]·wᵀ + beta·out for a weight w [n, k]
+// (PyTorch layout): a GEMV for one row, a GEMM otherwise.
+func matmulT(m, n, k int, a, w []float32, beta float32, out []float32) {
+	if m == 1 {
+		gemm.Sgemv(false, n, k, 1, w, k, a[:k], beta, out[:n])
+		return
+	}
+	gemm.Sgemm(false, true, m, n, k, 1, a, k, w, k, beta, out, n)
+}
