@@ -14,15 +14,21 @@ package diffusion
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 
 	"tessera/tensor"
 )
 
+// RNG is the randomness the training helpers draw from; *tensor.RNG (the
+// seeded, checkpointable generator) and *math/rand/v2.Rand both fit.
+type RNG interface {
+	Float64() float64
+	NormFloat64() float64
+}
+
 // NoiseLevels draws n training noise levels from the logit-normal
 // distribution s = sigmoid(mean + std·z), z ~ N(0, 1) (SD3's default is
 // mean 0, std 1: most samples near s = 1/2, few at the ends).
-func NoiseLevels(rng *rand.Rand, n int, mean, std float64) []float32 {
+func NoiseLevels(rng RNG, n int, mean, std float64) []float32 {
 	s := make([]float32, n)
 	for i := range s {
 		z := mean + std*rng.NormFloat64()
@@ -32,7 +38,7 @@ func NoiseLevels(rng *rand.Rand, n int, mean, std float64) []float32 {
 }
 
 // Noise returns a tensor of the given shape filled with N(0, 1) samples.
-func Noise(rng *rand.Rand, shape ...int) *tensor.Tensor {
+func Noise(rng RNG, shape ...int) *tensor.Tensor {
 	t := tensor.New(shape...)
 	d := t.Data()
 	for i := range d {
@@ -68,7 +74,7 @@ func Interpolate(x0, eps *tensor.Tensor, s []float32) (xs, target *tensor.Tensor
 // "no class" label, num_classes for DiT) with probability p, so that one
 // network learns both the conditional and the unconditional model for
 // classifier-free guidance (p = 0.1 is the usual choice).
-func DropLabels(rng *rand.Rand, y []int, null int, p float64) []int {
+func DropLabels(rng RNG, y []int, null int, p float64) []int {
 	out := make([]int, len(y))
 	for i, v := range y {
 		if rng.Float64() < p {
