@@ -6,6 +6,7 @@
 package attn
 
 import (
+	"fmt"
 	"math"
 )
 
@@ -94,7 +95,11 @@ func (p Params) Normalize() Params {
 // A query that may see no key gets a zero output and lse = -Inf.
 func Forward(out, lse, q, k, v []float32, p Params) {
 	p = p.Normalize()
-	forwardGeneric(out, lse, q, k, v, p)
+	p.check("Forward", len(q), len(k), len(v), len(out))
+	if lse != nil && len(lse) < p.Batch*p.Heads*p.Tq {
+		panic(fmt.Sprintf("attn.Forward: lse has %d elements, want %d", len(lse), p.Batch*p.Heads*p.Tq))
+	}
+	forwardTiled(out, lse, q, k, v, p)
 }
 
 // Backward computes dq, dk and dv (overwritten; dk and dv have the layout of
@@ -102,10 +107,60 @@ func Forward(out, lse, q, k, v []float32, p Params) {
 // out and lse of Forward and the output gradient dout (layout of out).
 func Backward(dq, dk, dv, q, k, v, out, lse, dout []float32, p Params) {
 	p = p.Normalize()
-	backwardGeneric(dq, dk, dv, q, k, v, out, lse, dout, p)
+	p.check("Backward", len(q), len(k), len(v), len(out))
+	p.check("Backward", len(dq), len(dk), len(dv), len(dout))
+	if len(lse) < p.Batch*p.Heads*p.Tq {
+		panic(fmt.Sprintf("attn.Backward: lse has %d elements, want %d", len(lse), p.Batch*p.Heads*p.Tq))
+	}
+	backwardTiled(dq, dk, dv, q, k, v, out, lse, dout, p)
 }
 
-func forwardGeneric(out, lse, q, k, v []float32, p Params) {
+// forwardNaive is the reference forward: one query row at a time, the
+// scores of the whole row in a buffer.
+// check panics with a clear message when the shapes of p are inconsistent
+// or a buffer is too short for them (slice lengths nq, nk, nv, no).
+func (p *Params) check(op string, nq, nk, nv, no int) {
+	fail := func(format string, args ...any) {
+		panic(fmt.Sprintf("attn.%s: %s", op, fmt.Sprintf(format, args...)))
+	}
+	switch {
+	case p.Batch < 0 || p.Tq < 0 || p.Tk < 0:
+		fail("negative size (Batch %d, Tq %d, Tk %d)", p.Batch, p.Tq, p.Tk)
+	case p.Heads <= 0 || p.KVHeads <= 0 || p.Dim <= 0:
+		fail("Heads %d, KVHeads %d and Dim %d must be positive", p.Heads, p.KVHeads, p.Dim)
+	case p.Heads%p.KVHeads != 0:
+		fail("Heads %d not a multiple of KVHeads %d", p.Heads, p.KVHeads)
+	case p.KVCap < p.Tk:
+		fail("KVCap %d < Tk %d", p.KVCap, p.Tk)
+	case p.QStride < p.Heads*p.Dim || p.OStride < p.Heads*p.Dim:
+		fail("QStride %d / OStride %d below Heads*Dim %d", p.QStride, p.OStride, p.Heads*p.Dim)
+	case p.KStride < p.KVHeads*p.Dim || p.VStride < p.KVHeads*p.Dim:
+		fail("KStride %d / VStride %d below KVHeads*Dim %d", p.KStride, p.VStride, p.KVHeads*p.Dim)
+	case (p.Mask.Kind == BlockCausal || p.Mask.Kind == BlockDiagonal) && p.Mask.Block <= 0:
+		fail("mask Block %d must be positive", p.Mask.Block)
+	case p.Mask.Kind == Explicit && len(p.Mask.Allow) < p.Tq*p.Tk:
+		fail("mask Allow has %d entries, want Tq*Tk = %d", len(p.Mask.Allow), p.Tq*p.Tk)
+	case p.Mask.Kind < Full || p.Mask.Kind > Explicit:
+		fail("unknown mask kind %d", p.Mask.Kind)
+	}
+	if p.Batch == 0 {
+		return
+	}
+	need := func(name string, have, rows, stride, width int) {
+		if rows == 0 {
+			return
+		}
+		if want := (rows-1)*stride + width; have < want {
+			fail("%s has %d elements, want at least %d", name, have, want)
+		}
+	}
+	need("q", nq, p.Batch*p.Tq, p.QStride, p.Heads*p.Dim)
+	need("out", no, p.Batch*p.Tq, p.OStride, p.Heads*p.Dim)
+	need("k", nk, (p.Batch-1)*p.KVCap+p.Tk, p.KStride, p.KVHeads*p.Dim)
+	need("v", nv, (p.Batch-1)*p.KVCap+p.Tk, p.VStride, p.KVHeads*p.Dim)
+}
+
+func forwardNaive(out, lse, q, k, v []float32, p Params) {
 	group := p.Heads / p.KVHeads
 	s := make([]float32, p.Tk)
 	for b := 0; b < p.Batch; b++ {
@@ -161,7 +216,9 @@ func forwardGeneric(out, lse, q, k, v []float32, p Params) {
 	}
 }
 
-func backwardGeneric(dq, dk, dv, q, k, v, out, lse, dout []float32, p Params) {
+// backwardNaive is the reference backward: probabilities recomputed from
+// lse one score at a time.
+func backwardNaive(dq, dk, dv, q, k, v, out, lse, dout []float32, p Params) {
 	group := p.Heads / p.KVHeads
 	for b := 0; b < p.Batch; b++ {
 		for j := 0; j < p.Tk; j++ {
