@@ -17,7 +17,7 @@ func TestGradNN(t *testing.T) {
 		return gradCase{
 			name:   "Attention-" + name,
 			inputs: []*tensor.Tensor{r.Normal(2, tq, 4, 3), r.Normal(2, tk, 2, 3), r.Normal(2, tk, 2, 3)},
-			f: func(g *Graph, x []*Var) *Var { return g.Attention(x[0], x[1], x[2], opt) },
+			f:      func(g *Graph, x []*Var) *Var { return g.Attention(x[0], x[1], x[2], opt) },
 		}
 	}
 	cases := []gradCase{
