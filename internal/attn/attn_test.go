@@ -18,10 +18,10 @@ type problem struct {
 
 // caseSpec describes a test shape; zero strides and KVCap take defaults.
 type caseSpec struct {
-	name                          string
-	b, h, kvh, tq, tk, d, kvcap   int
-	mask                          Mask
-	fused                         bool // q, k, v interleaved in one buffer
+	name                        string
+	b, h, kvh, tq, tk, d, kvcap int
+	mask                        Mask
+	fused                       bool // q, k, v interleaved in one buffer
 }
 
 func (c caseSpec) build(rng *rand.Rand) *problem {
@@ -77,54 +77,9 @@ func forwardCases() []caseSpec {
 	}
 }
 
-// refForward is attention in float64, straight from the definition.
+// refForward is refForward64 on float32 inputs.
 func refForward(q, k, v []float32, p Params) (out, lse []float64) {
-	g := p.Heads / p.KVHeads
-	out = make([]float64, p.Batch*p.Tq*p.OStride)
-	lse = make([]float64, p.Batch*p.Heads*p.Tq)
-	s := make([]float64, p.Tk)
-	for b := 0; b < p.Batch; b++ {
-		for h := 0; h < p.Heads; h++ {
-			kh := h / g
-			for i := 0; i < p.Tq; i++ {
-				m := math.Inf(-1)
-				for j := range s {
-					s[j] = math.Inf(-1)
-					if !p.Mask.Allowed(i, j, p.Tk) {
-						continue
-					}
-					var d float64
-					for c := 0; c < p.Dim; c++ {
-						d += float64(q[(b*p.Tq+i)*p.QStride+h*p.Dim+c]) * float64(k[(b*p.KVCap+j)*p.KStride+kh*p.Dim+c])
-					}
-					s[j] = d * float64(p.Scale)
-					m = max(m, s[j])
-				}
-				li := (b*p.Heads+h)*p.Tq + i
-				if math.IsInf(m, -1) {
-					lse[li] = m
-					continue
-				}
-				var sum float64
-				o := out[(b*p.Tq+i)*p.OStride+h*p.Dim:][:p.Dim]
-				for j, x := range s {
-					if math.IsInf(x, -1) {
-						continue
-					}
-					e := math.Exp(x - m)
-					sum += e
-					for c := range o {
-						o[c] += e * float64(v[(b*p.KVCap+j)*p.VStride+kh*p.Dim+c])
-					}
-				}
-				for c := range o {
-					o[c] /= sum
-				}
-				lse[li] = m + math.Log(sum)
-			}
-		}
-	}
-	return out, lse
+	return refForward64(to64(q), to64(k), to64(v), p)
 }
 
 func TestForwardMatchesFloat64Reference(t *testing.T) {
