@@ -1,0 +1,222 @@
+package dit
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"tessera/autodiff"
+	"tessera/internal/simd"
+	"tessera/nn"
+	"tessera/safetensors"
+	"tessera/tensor"
+)
+
+const golden = "testdata/golden"
+
+// goldenIO returns the reference inputs and output written by dit.py golden.
+func goldenIO(t *testing.T) (x *tensor.Tensor, ts []float32, y []int, want *tensor.Tensor) {
+	t.Helper()
+	f, err := safetensors.Open(filepath.Join(golden, "io.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if x, err = f.Tensor("x"); err != nil {
+		t.Fatal(err)
+	}
+	tt, err := f.Tensor("t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts = tt.Data()
+	yy, err := f.Int64s("y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range yy {
+		y = append(y, int(v))
+	}
+	if want, err = f.Tensor("out"); err != nil {
+		t.Fatal(err)
+	}
+	return x, ts, y, want
+}
+
+func TestGoldenMatchesPyTorch(t *testing.T) {
+	m, err := Load(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Config.LearnSigma || m.Config.InChannels != 2 || m.Config.Prediction != Velocity {
+		t.Fatalf("golden config loaded as %+v", m.Config)
+	}
+	x, ts, y, want := goldenIO(t)
+	prev := simd.Current()
+	defer simd.Set(prev)
+	for _, level := range simd.Levels() {
+		t.Run(level.String(), func(t *testing.T) {
+			simd.Set(level)
+			g := autodiff.NoGrad()
+			got := m.Forward(g, autodiff.Const(x), ts, y).Value
+			if !tensor.SameShape(got, want) {
+				t.Fatalf("output shape %v, want %v", got.Shape(), want.Shape())
+			}
+			scale, errMax := 0.0, 0.0
+			gd := got.Contiguous().Data()
+			for i, w := range want.Data() {
+				scale = math.Max(scale, math.Abs(float64(w)))
+				errMax = math.Max(errMax, math.Abs(float64(gd[i]-w)))
+			}
+			if tol := 1e-4 * math.Max(1, scale); !(errMax <= tol) {
+				t.Errorf("max |got − want| = %g, tolerance %g (max |want| %g)", errMax, tol, scale)
+			}
+		})
+	}
+}
+
+func TestPosEmbedMatchesCheckpoint(t *testing.T) {
+	m, err := Load(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := PosEmbed(m.Config.HiddenSize, m.Config.Grid())
+	for i, v := range m.PosEmbed.Value.Data() {
+		if math.Abs(float64(v-fresh.Data()[i])) > 1e-6 {
+			t.Fatalf("pos_embed[%d] = %g in the checkpoint, %g computed", i, v, fresh.Data()[i])
+		}
+	}
+}
+
+func TestConfigs(t *testing.T) {
+	cases := []struct {
+		name, json string
+		wantErr    string
+		check      func(Config) bool
+	}{
+		{"empty gives defaults", `{}`, "", func(c Config) bool { return c == DefaultConfig() }},
+		{"plain DiT is velocity", `{"input_size": 16, "learn_sigma": true}`, "", func(c Config) bool { return c.Prediction == Velocity && c.OutChannels() == 2 }},
+		{"epsilon", `{"prediction": "epsilon", "learn_sigma": true, "in_channels": 4}`, "", func(c Config) bool { return c.PredictsEpsilon() && c.OutChannels() == 8 }},
+		{"bad prediction", `{"prediction": "x0"}`, "prediction", nil},
+		{"patch", `{"input_size": 30, "patch_size": 4}`, "multiple of patch_size", nil},
+		{"heads", `{"hidden_size": 100, "num_heads": 3}`, "num_heads", nil},
+		{"negative", `{"depth": -1}`, "depth must be positive", nil},
+		{"ratio", `{"mlp_ratio": 0}`, "mlp_ratio", nil},
+		{"syntax", `{"depth": }`, "dit config", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := ParseConfig([]byte(c.json))
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("error %v, want one mentioning %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !c.check(cfg) {
+				t.Errorf("parsed %+v", cfg)
+			}
+		})
+	}
+}
+
+func TestEpsilonLearnSigmaCheckpointLoadsAndRoundTrips(t *testing.T) {
+	cfg := Config{InputSize: 8, PatchSize: 2, InChannels: 3, HiddenSize: 32, Depth: 2, NumHeads: 2,
+		MLPRatio: 4, NumClasses: 5, LearnSigma: true, Prediction: Epsilon}
+	m, err := New(cfg, tensor.NewRNG(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Non-zero adaLN and output weights so the round trip is not trivial.
+	rng := tensor.NewRNG(2)
+	for _, p := range nn.NamedParams(m) {
+		if p.Var.RequiresGrad() {
+			p.Var.Value.CopyFrom(rng.Uniform(-0.1, 0.1, p.Var.Value.Shape()...))
+		}
+	}
+	dir := t.TempDir()
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Config != cfg {
+		t.Fatalf("config %+v after round trip, want %+v", back.Config, cfg)
+	}
+	x := tensor.NewRNG(3).Normal(2, 3, 8, 8)
+	ts, y := []float32{10, 900}, []int{1, 5}
+	a, err := m.Predict(x, ts, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := back.Predict(x, ts, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Shape(); len(got) != 4 || got[1] != 3 {
+		t.Fatalf("prediction shape %v, want the 3 epsilon channels", got)
+	}
+	for i, v := range a.Data() {
+		if v != b.Data()[i] {
+			t.Fatalf("output %d differs after save/load: %g vs %g", i, v, b.Data()[i])
+		}
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), ConfigFile) {
+		t.Errorf("missing config: %v", err)
+	}
+	// A golden config with a different width does not fit the weights.
+	os.WriteFile(filepath.Join(dir, ConfigFile), []byte(`{"input_size": 16, "in_channels": 2, "hidden_size": 64, "depth": 2, "learn_sigma": true}`), 0o644)
+	data, _ := os.ReadFile(filepath.Join(golden, WeightsFile))
+	os.WriteFile(filepath.Join(dir, WeightsFile), data, 0o644)
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "shape") {
+		t.Errorf("mismatched width: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, WeightsFile), []byte("not a safetensors file"), 0o644)
+	if _, err := Load(dir); err == nil {
+		t.Error("garbage weights loaded")
+	}
+}
+
+func TestPredictValidatesInput(t *testing.T) {
+	m, err := New(Config{InputSize: 8, PatchSize: 4, InChannels: 1, HiddenSize: 16, Depth: 1, NumHeads: 2, MLPRatio: 2, NumClasses: 3}, tensor.NewRNG(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := tensor.New(2, 1, 8, 8)
+	for _, c := range []struct {
+		name string
+		x    *tensor.Tensor
+		t    []float32
+		y    []int
+	}{
+		{"label", x, []float32{1, 2}, []int{0, 4}},
+		{"negative label", x, []float32{1, 2}, []int{-1, 0}},
+		{"batch", x, []float32{1}, []int{0, 1}},
+		{"shape", tensor.New(2, 2, 8, 8), []float32{1, 2}, []int{0, 1}},
+		{"nan", x, []float32{float32(math.NaN()), 2}, []int{0, 1}},
+	} {
+		if _, err := m.Predict(c.x, c.t, c.y); err == nil {
+			t.Errorf("%s: invalid input accepted", c.name)
+		}
+	}
+	out, err := m.Predict(x, []float32{1, 2}, []int{0, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range out.Data() {
+		if v != 0 {
+			t.Fatal("a freshly initialised DiT (adaLN-Zero) must output zero")
+		}
+	}
+}
