@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"tessera/autodiff"
+	"tessera/diffusion"
 	"tessera/internal/simd"
 	"tessera/nn"
 	"tessera/safetensors"
@@ -220,3 +221,9 @@ func TestPredictValidatesInput(t *testing.T) {
 		}
 	}
 }
+
+// The model plugs into the samplers and the training loss as is.
+var (
+	_ diffusion.Model   = (*Model)(nil)
+	_ diffusion.Network = (*Model)(nil)
+)
