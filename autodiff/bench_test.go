@@ -24,7 +24,7 @@ func newDiTBlock(r *tensor.RNG, h int) *ditBlock {
 func (b *ditBlock) forward(g *Graph, x, c *Var, heads int) *Var {
 	bs, t, h := x.Value.Dim(0), x.Value.Dim(1), x.Value.Dim(2)
 	mod := g.Chunk(g.Linear(g.SiLU(c), b.adaW, b.adaB), 6, 1) // 6 × [B, H]
-	u := func(v *Var) *Var { return g.Unsqueeze(v, 1) }          // [B, 1, H]
+	u := func(v *Var) *Var { return g.Unsqueeze(v, 1) }       // [B, 1, H]
 	modulate := func(v, shift, scale *Var) *Var {
 		return g.Add(g.Mul(v, g.AddScalar(u(scale), 1)), u(shift))
 	}
