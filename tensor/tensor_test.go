@@ -416,13 +416,41 @@ func TestMatMul(t *testing.T) {
 		{"batch-transposed", r.Normal(2, 4, 5).Transpose(1, 2), r.Normal(2, 4, 3)},
 		{"permuted-heads", r.Normal(2, 5, 3, 4).Permute(0, 2, 1, 3), r.Normal(2, 5, 3, 4).Permute(0, 2, 3, 1)},
 	}
-	for _, tc := range tests {
-		assertClose(t, tc.name, MatMul(tc.a, tc.b), refMatMul(tc.a, tc.b), 1e-5)
-	}
 	x, w, b := r.Normal(2, 3, 4), r.Normal(5, 4), r.Normal(5)
-	ref := Add(MatMul(x, w.Transpose(0, 1)), b).Data()
-	assertClose(t, "Linear", Linear(x, w, b), ref, 1e-5)
-	assertClose(t, "Linear-nobias", Linear(x.Index(0, 1).Index(0, 2), w, nil), refMatMul(x.Slice(0, 1, 2).Slice(1, 2, 3).Reshape(1, 4), w.Transpose(0, 1)), 1e-5)
+	xp := r.Normal(4, 2, 3).Permute(1, 2, 0) // [2, 3, 4], rows not foldable
+	eachLevel(t, func(t *testing.T) {
+		for _, tc := range tests {
+			assertClose(t, tc.name, MatMul(tc.a, tc.b), refMatMul(tc.a, tc.b), 1e-5)
+		}
+		ref := Add(MatMul(x, w.Transpose(0, 1)), b).Data()
+		assertClose(t, "Linear", Linear(x, w, b), ref, 1e-5)
+		assertClose(t, "Linear-permuted", Linear(xp, w, b), Add(MatMul(xp.Contiguous(), w.Transpose(0, 1)), b).Data(), 1e-5)
+		assertClose(t, "Linear-vector", Linear(x.Index(0, 1).Index(0, 2), w, nil), refMatMul(x.Slice(0, 1, 2).Slice(1, 2, 3).Reshape(1, 4), w.Transpose(0, 1)), 1e-5)
+	})
+}
+
+func TestLargeReductionsInParallel(t *testing.T) {
+	x := NewRNG(12).Normal(64, 40, 33)
+	for dim := 0; dim < 3; dim++ {
+		got := Sum(x, dim, false)
+		want := New(got.Shape()...)
+		acc := make([]float64, want.Numel())
+		k := 0
+		eachIndex(x.Shape(), func(idx []int) {
+			o := 0
+			for d, i := range idx {
+				if d != dim {
+					o = o*x.Dim(d) + i
+				}
+			}
+			acc[o] += float64(x.Data()[k])
+			k++
+		})
+		for i, v := range acc {
+			want.Data()[i] = float32(v)
+		}
+		assertClose(t, fmt.Sprint("Sum dim ", dim), got, want.Data(), 1e-4)
+	}
 }
 
 // refAttention is the textbook definition with an explicit score matrix.
