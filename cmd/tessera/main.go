@@ -11,6 +11,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"tessera/internal/parallel"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -121,4 +123,11 @@ func parseFlags(fs *flag.FlagSet, args []string, allowArgs bool) error {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	return nil
+}
+
+// setThreads applies --threads (0 keeps the default of all cores).
+func setThreads(n int) {
+	if n > 0 {
+		parallel.SetThreads(n)
+	}
 }
