@@ -73,6 +73,8 @@ func forwardCases() []caseSpec {
 		{name: "decode kv cache", b: 1, h: 8, kvh: 4, tq: 1, tk: 100, kvcap: 128, d: 64, mask: Mask{Kind: Causal, QOffset: 99}},
 		{name: "decode long", b: 2, h: 8, kvh: 4, tq: 1, tk: 1001, kvcap: 1030, d: 32, mask: Mask{Kind: Causal, QOffset: 1000}},
 		{name: "chunk with offset", b: 2, h: 8, kvh: 2, tq: 7, tk: 40, kvcap: 64, d: 17, mask: Mask{Kind: Causal, QOffset: 33}},
+		{name: "dot path block diagonal", b: 2, h: 4, kvh: 2, tq: 2, tk: 50, kvcap: 64, d: 17, mask: Mask{Kind: BlockDiagonal, Block: 16, QOffset: 31}},
+		{name: "dot path explicit", b: 1, h: 3, kvh: 1, tq: 1, tk: 300, d: 8, mask: Mask{Kind: Explicit}},
 		{name: "block causal offset", b: 1, h: 4, kvh: 2, tq: 5, tk: 37, kvcap: 40, d: 8, mask: Mask{Kind: BlockCausal, Block: 16, QOffset: 32}},
 	}
 }

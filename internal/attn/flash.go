@@ -18,6 +18,9 @@ import (
 const (
 	rowTile = 64 // query rows per work item
 	keyTile = 64 // keys per tile when the row tile is full
+	// Up to dotRows query rows (decoding), scores are dot products of each
+	// query row with the key rows: a gemm tile would be mostly padding.
+	dotRows = 4
 )
 
 var negInf = float32(math.Inf(-1))
@@ -128,13 +131,14 @@ func tileIsFull(p *Params, pa, pb, j0, j1 int) bool {
 
 // fwdScratch is one worker's buffers for the forward pass.
 type fwdScratch struct {
-	qt, s, o          []float32
+	qt, qr, s, o      []float32
 	m, l, alpha, tail []float32
 }
 
 func newFwdScratch(p *Params, lay *tileLayout) *fwdScratch {
 	return &fwdScratch{
 		qt:    make([]float32, p.Dim*lay.ld),
+		qr:    make([]float32, dotRows*p.Dim),
 		s:     make([]float32, roundUp(lay.bk, 4)*lay.ld),
 		o:     make([]float32, lay.ld*p.Dim),
 		m:     make([]float32, lay.ld),
@@ -165,12 +169,23 @@ func forwardTile(ws *fwdScratch, out, lse, q, k, v []float32, p *Params, lay *ti
 	rows := (t1 - t0) * g
 	rows4 := roundUp(rows, 4)
 
-	// Qᵀ, pre-scaled, zero in the padding columns.
+	// Qᵀ (or Q for dot products), pre-scaled; zero padding columns.
 	qt := ws.qt
-	clear(qt)
+	dot := rows <= dotRows
+	if dot {
+		clear(ws.s) // padding columns stay finite
+	} else {
+		clear(qt)
+	}
 	for r := 0; r < rows; r++ {
 		t, hq := t0+r/g, kh*g+r%g
 		qr := q[(b*p.Tq+t)*p.QStride+hq*d:][:d]
+		if dot {
+			for c, x := range qr {
+				ws.qr[r*d+c] = x * p.Scale
+			}
+			continue
+		}
 		for c, x := range qr {
 			qt[c*ld+r] = x * p.Scale
 		}
@@ -189,7 +204,13 @@ func forwardTile(ws *fwdScratch, out, lse, q, k, v []float32, p *Params, lay *ti
 	for j0 := jlo; j0 < jhi; j0 += lay.bk {
 		j1 := min(j0+lay.bk, jhi)
 		bk := j1 - j0
-		gemmRows(ws.s, ld, k, kbase+j0*p.KStride, p.KStride, bk, d, qt, ld, ld, ws.tail)
+		if dot {
+			for r := 0; r < rows; r++ {
+				dotKeys(ws.s[r:], ld, k[kbase+j0*p.KStride:], p.KStride, ws.qr[r*d:], bk, d)
+			}
+		} else {
+			gemmRows(ws.s, ld, k, kbase+j0*p.KStride, p.KStride, bk, d, qt, ld, ld, ws.tail)
+		}
 		if !tileIsFull(p, pa, pb, j0, j1) {
 			maskTile(ws.s, ld, p, lay, t0, rows, j0, j1)
 		}

@@ -213,3 +213,45 @@ func expf(x float32) float32 {
 	p = p*r + 1
 	return math.Float32frombits(math.Float32bits(p) + uint32(int32(n))<<23)
 }
+
+// dotKeys scores one query row against nk key rows (row stride ks), for
+// the decode path where there are too few query rows to fill a gemm tile:
+//
+//	for j := 0; j < nk; j++ {
+//		var sum float32
+//		for c := 0; c < d; c++ { sum += k[j*ks+c] * q[c] }
+//		s[j*lds] = sum
+//	}
+func dotKeys(s []float32, lds int, k []float32, ks int, q []float32, nk, d int) {
+	if nk <= 0 {
+		return
+	}
+	if len(s) < (nk-1)*lds+1 || len(k) < (nk-1)*ks+d || len(q) < d {
+		panic("attn: dotKeys operand out of range")
+	}
+	switch simd.Current() {
+	case simd.AVX512:
+		if haveAsm {
+			dotKeysAVX512(&s[0], lds, &k[0], ks, &q[0], nk, d)
+			return
+		}
+	case simd.AVX2:
+		if haveAsm {
+			dotKeysAVX2(&s[0], lds, &k[0], ks, &q[0], nk, d)
+			return
+		}
+	}
+	dotKeysGeneric(s, lds, k, ks, q, nk, d)
+}
+
+func dotKeysGeneric(s []float32, lds int, k []float32, ks int, q []float32, nk, d int) {
+	q = q[:d]
+	for j := 0; j < nk; j++ {
+		kj := k[j*ks : j*ks+d]
+		var sum float32
+		for c, x := range q {
+			sum += kj[c] * x
+		}
+		s[j*lds] = sum
+	}
+}

@@ -55,3 +55,14 @@ var expTab = func() (t [12][8]float32) {
 	}
 	return t
 }()
+
+// dotKeysAVX512 is dotKeys with AVX-512: one key row per iteration,
+// 16 lanes at a time and a horizontal sum.
+//
+//go:noescape
+func dotKeysAVX512(s *float32, lds int, k *float32, ks int, q *float32, nk, d int)
+
+// dotKeysAVX2 is dotKeys with AVX2 and FMA.
+//
+//go:noescape
+func dotKeysAVX2(s *float32, lds int, k *float32, ks int, q *float32, nk, d int)

@@ -729,3 +729,121 @@ yg_rows:
 	JG   yg_cols
 	VZEROUPPER
 	RET
+
+// func dotKeysAVX512(s *float32, lds int, k *float32, ks int, q *float32, nk, d int)
+TEXT ·dotKeysAVX512(SB), NOSPLIT, $0-56
+	MOVQ  s+0(FP), DI
+	MOVQ  lds+8(FP), R8
+	SHLQ  $2, R8
+	MOVQ  k+16(FP), SI
+	MOVQ  ks+24(FP), R9
+	SHLQ  $2, R9
+	MOVQ  q+32(FP), DX
+	MOVQ  nk+40(FP), CX
+	MOVQ  d+48(FP), R10
+	MOVQ  R10, R12
+	ANDQ  $-16, R12
+	SHLQ  $2, R12
+	ANDQ  $15, R10
+	LEAQ  ·tailMask16(SB), R13
+	KMOVW (R13)(R10*2), K1
+	TESTQ CX, CX
+	JZ    zd_done
+
+zd_key:
+	VXORPS Z0, Z0, Z0
+	XORQ   R11, R11
+	CMPQ   R12, $0
+	JEQ    zd_tail
+
+zd_chunk:
+	VMOVUPS     (SI)(R11*1), Z1
+	VFMADD231PS (DX)(R11*1), Z1, Z0
+	ADDQ        $64, R11
+	CMPQ        R11, R12
+	JLT         zd_chunk
+
+zd_tail:
+	TESTQ       R10, R10
+	JZ          zd_reduce
+	VMOVUPS.Z   (SI)(R11*1), K1, Z1
+	VMOVUPS.Z   (DX)(R11*1), K1, Z2
+	VFMADD231PS Z2, Z1, Z0
+
+zd_reduce:
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPS        Y1, Y0, Y0
+	VEXTRACTF128  $1, Y0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0x4e, X0, X1
+	VADDPS        X1, X0, X0
+	VPERMILPS     $0xb1, X0, X1
+	VADDSS        X1, X0, X0
+	VMOVSS        X0, (DI)
+	ADDQ          R8, DI
+	ADDQ          R9, SI
+	DECQ          CX
+	JNZ           zd_key
+
+zd_done:
+	VZEROUPPER
+	RET
+
+// func dotKeysAVX2(s *float32, lds int, k *float32, ks int, q *float32, nk, d int)
+TEXT ·dotKeysAVX2(SB), NOSPLIT, $0-56
+	MOVQ    s+0(FP), DI
+	MOVQ    lds+8(FP), R8
+	SHLQ    $2, R8
+	MOVQ    k+16(FP), SI
+	MOVQ    ks+24(FP), R9
+	SHLQ    $2, R9
+	MOVQ    q+32(FP), DX
+	MOVQ    nk+40(FP), CX
+	MOVQ    d+48(FP), R10
+	MOVQ    R10, R12
+	ANDQ    $-8, R12
+	SHLQ    $2, R12
+	ANDQ    $7, R10
+	MOVQ    R10, R13
+	NEGQ    R13
+	LEAQ    ·tailMask8+32(SB), R14
+	VMOVUPS (R14)(R13*4), Y7
+	TESTQ   CX, CX
+	JZ      yd_done
+
+yd_key:
+	VXORPS Y0, Y0, Y0
+	XORQ   R11, R11
+	CMPQ   R12, $0
+	JEQ    yd_tail
+
+yd_chunk:
+	VMOVUPS     (SI)(R11*1), Y1
+	VFMADD231PS (DX)(R11*1), Y1, Y0
+	ADDQ        $32, R11
+	CMPQ        R11, R12
+	JLT         yd_chunk
+
+yd_tail:
+	TESTQ       R10, R10
+	JZ          yd_reduce
+	VMASKMOVPS  (SI)(R11*1), Y7, Y1
+	VMASKMOVPS  (DX)(R11*1), Y7, Y2
+	VFMADD231PS Y2, Y1, Y0
+
+yd_reduce:
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0x4e, X0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0xb1, X0, X1
+	VADDSS       X1, X0, X0
+	VMOVSS       X0, (DI)
+	ADDQ         R8, DI
+	ADDQ         R9, SI
+	DECQ         CX
+	JNZ          yd_key
+
+yd_done:
+	VZEROUPPER
+	RET

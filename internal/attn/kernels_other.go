@@ -27,3 +27,11 @@ func softmaxGradColsAVX512(s, dp *float32, ld, k, n int, lse, delta *float32, sc
 func softmaxGradColsAVX2(s, dp *float32, ld, k, n int, lse, delta *float32, scale float32) {
 	panic("attn: no assembly kernels in this build")
 }
+
+func dotKeysAVX512(s *float32, lds int, k *float32, ks int, q *float32, nk, d int) {
+	panic("attn: no assembly kernels in this build")
+}
+
+func dotKeysAVX2(s *float32, lds int, k *float32, ks int, q *float32, nk, d int) {
+	panic("attn: no assembly kernels in this build")
+}

@@ -146,3 +146,25 @@ func TestSoftmaxKernelsMatchLoop(t *testing.T) {
 		}
 	})
 }
+
+func TestDotKeysMatchesLoop(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	cases := []struct{ nk, d, ks, lds int }{
+		{1, 8, 8, 16}, {37, 17, 20, 16}, {64, 64, 256, 16}, {5, 3, 3, 1}, {9, 128, 130, 32}, {7, 33, 40, 5},
+	}
+	eachLevel(t, func(t *testing.T) {
+		for _, c := range cases {
+			k := randSlice(rng, (c.nk-1)*c.ks+c.d)
+			q := randSlice(rng, c.d)
+			want := make([]float32, (c.nk-1)*c.lds+1)
+			got := make([]float32, len(want))
+			dotKeysGeneric(want, c.lds, k, c.ks, q, c.nk, c.d)
+			dotKeys(got, c.lds, k, c.ks, q, c.nk, c.d)
+			for i := range want {
+				if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*(1+math.Abs(float64(want[i]))) {
+					t.Fatalf("%+v: s[%d] = %v, want %v", c, i, got[i], want[i])
+				}
+			}
+		}
+	})
+}
