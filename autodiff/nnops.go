@@ -3,7 +3,6 @@ package autodiff
 import (
 	"fmt"
 	"math"
-	"sync"
 
 	"tessera/internal/parallel"
 	"tessera/internal/vec"
@@ -20,7 +19,7 @@ func forRows(n, cols int, f func(lo, hi int)) {
 
 func activation(g *Graph, x *Var, fwd func(*tensor.Tensor) *tensor.Tensor, grad func(dx, x, dy []float32)) *Var {
 	return g.record(fwd(x.Value), func(gy *tensor.Tensor) {
-		accum(x, tensor.Map2(x.Value, gy, grad), true)
+		accum(x, tensor.Apply2(x.Value, gy, grad), true)
 	}, x)
 }
 
@@ -38,13 +37,7 @@ func (g *Graph) Softmax(x *Var) *Var {
 	y := tensor.Softmax(x.Value)
 	return g.record(y, func(gy *tensor.Tensor) {
 		c := y.Dim(-1)
-		yd, gd := y.Data(), gy.Contiguous().Data()
-		dx := tensor.New(y.Shape()...)
-		d := dx.Data()
-		forRows(len(yd), c, func(lo, hi int) {
-			vec.SoftmaxRowsGrad(d[lo*c:hi*c], yd[lo*c:hi*c], gd[lo*c:hi*c], c)
-		})
-		accum(x, dx, true)
+		accum(x, tensor.Apply2(y, gy, func(dx, yd, gd []float32) { vec.SoftmaxRowsGrad(dx, yd, gd, c) }), true)
 	}, x)
 }
 
@@ -71,45 +64,6 @@ func (g *Graph) LogSoftmax(x *Var) *Var {
 	}, x)
 }
 
-// paramGrads sums per-chunk parameter gradients (dgamma, dbeta) computed in
-// parallel over rows.
-type paramGrads struct {
-	mu     sync.Mutex
-	sums   [2][]float32
-	active [2]bool
-}
-
-func newParamGrads(c int, a, b bool) *paramGrads {
-	p := &paramGrads{active: [2]bool{a, b}}
-	for i, on := range p.active {
-		if on {
-			p.sums[i] = make([]float32, c)
-		}
-	}
-	return p
-}
-
-// local returns zeroed scratch buffers for one chunk (nil where inactive).
-func (p *paramGrads) local() [2][]float32 {
-	var l [2][]float32
-	for i, on := range p.active {
-		if on {
-			l[i] = make([]float32, len(p.sums[i]))
-		}
-	}
-	return l
-}
-
-func (p *paramGrads) add(l [2][]float32) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for i, on := range p.active {
-		if on {
-			vec.Add(p.sums[i], p.sums[i], l[i])
-		}
-	}
-}
-
 func valueOrNil(v *Var) *tensor.Tensor {
 	if v == nil {
 		return nil
@@ -131,31 +85,21 @@ func (g *Graph) LayerNorm(x, gamma, beta *Var, eps float32) *Var {
 	return g.record(y, func(gy *tensor.Tensor) {
 		c := x.Value.Dim(-1)
 		xd, gd, gm := x.Value.Contiguous().Data(), gy.Contiguous().Data(), dataOrNil(valueOrNil(gamma))
-		needX := wants(x)
-		var dx []float32
-		if needX {
-			dx = make([]float32, len(xd))
-		}
-		pg := newParamGrads(c, wants(gamma), wants(beta))
-		forRows(len(xd), c, func(lo, hi int) {
-			l := pg.local()
-			var out []float32
-			if needX {
-				out = dx[lo*c : hi*c]
-			} else {
-				out = make([]float32, (hi-lo)*c) // LayerNormGrad always writes dx
-			}
-			vec.LayerNormGrad(out, l[0], l[1], xd[lo*c:hi*c], gd[lo*c:hi*c], gm, st.Mean[lo:hi], st.Rstd[lo:hi], c)
-			pg.add(l)
-		})
-		if needX {
-			accum(x, tensor.FromData(dx, x.Value.Shape()...), true)
-		}
+		dx := make([]float32, len(xd)) // written even when x takes no gradient
+		var dgamma, dbeta []float32
 		if wants(gamma) {
-			accum(gamma, tensor.FromData(pg.sums[0], gamma.Value.Shape()...), true)
+			dgamma = make([]float32, c)
 		}
 		if wants(beta) {
-			accum(beta, tensor.FromData(pg.sums[1], beta.Value.Shape()...), true)
+			dbeta = make([]float32, c)
+		}
+		vec.LayerNormGrad(dx, dgamma, dbeta, xd, gd, gm, st.Mean, st.Rstd, c)
+		accum(x, tensor.FromData(dx, x.Value.Shape()...), true)
+		if dgamma != nil {
+			accum(gamma, tensor.FromData(dgamma, gamma.Value.Shape()...), true)
+		}
+		if dbeta != nil {
+			accum(beta, tensor.FromData(dbeta, beta.Value.Shape()...), true)
 		}
 	}, x, gamma, beta)
 }
@@ -168,15 +112,14 @@ func (g *Graph) RMSNorm(x, gamma *Var, eps float32) *Var {
 		c := x.Value.Dim(-1)
 		xd, gd, gm := x.Value.Contiguous().Data(), gy.Contiguous().Data(), dataOrNil(valueOrNil(gamma))
 		dx := make([]float32, len(xd))
-		pg := newParamGrads(c, wants(gamma), false)
-		forRows(len(xd), c, func(lo, hi int) {
-			l := pg.local()
-			vec.RMSNormGrad(dx[lo*c:hi*c], l[0], xd[lo*c:hi*c], gd[lo*c:hi*c], gm, st.Rstd[lo:hi], c)
-			pg.add(l)
-		})
-		accum(x, tensor.FromData(dx, x.Value.Shape()...), true)
+		var dgamma []float32
 		if wants(gamma) {
-			accum(gamma, tensor.FromData(pg.sums[0], gamma.Value.Shape()...), true)
+			dgamma = make([]float32, c)
+		}
+		vec.RMSNormGrad(dx, dgamma, xd, gd, gm, st.Rstd, c)
+		accum(x, tensor.FromData(dx, x.Value.Shape()...), true)
+		if dgamma != nil {
+			accum(gamma, tensor.FromData(dgamma, gamma.Value.Shape()...), true)
 		}
 	}, x, gamma)
 }

@@ -276,8 +276,8 @@ func equalShape(a, b []int) bool {
 	return true
 }
 
-// Map returns f applied to every element of t, with f given whole
-// contiguous chunks (dst and src of equal length) so it can call a kernel.
+// Map returns f applied to every element of t, with f given contiguous
+// chunks (dst and src of equal length) in parallel.
 func Map(t *Tensor, f func(dst, src []float32)) *Tensor {
 	src := t.Contiguous().Data()
 	out := New(t.shape...)
@@ -307,6 +307,25 @@ func Map2(a, b *Tensor, f func(dst, x, y []float32)) *Tensor {
 	return out
 }
 
+// Apply returns f(dst, src) called once on all of t's elements (made
+// contiguous). It is for internal/vec kernels, which split large inputs
+// across threads themselves; Map is for plain Go loops.
+func Apply(t *Tensor, f func(dst, src []float32)) *Tensor {
+	out := New(t.shape...)
+	f(out.data, t.Contiguous().Data())
+	return out
+}
+
+// Apply2 is Apply for kernels of two same-shaped inputs.
+func Apply2(a, b *Tensor, f func(dst, x, y []float32)) *Tensor {
+	if !SameShape(a, b) {
+		panic(fmt.Sprintf("tensor.Apply2: shapes %v and %v differ", a.shape, b.shape))
+	}
+	out := New(a.shape...)
+	f(out.data, a.Contiguous().Data(), b.Contiguous().Data())
+	return out
+}
+
 func mapScalar(t *Tensor, f func(float64) float64) *Tensor {
 	return Map(t, func(dst, src []float32) {
 		for i, v := range src {
@@ -317,12 +336,12 @@ func mapScalar(t *Tensor, f func(float64) float64) *Tensor {
 
 // AddScalar returns t + s.
 func AddScalar(t *Tensor, s float32) *Tensor {
-	return Map(t, func(dst, src []float32) { vec.AddScalar(dst, src, s) })
+	return Apply(t, func(dst, src []float32) { vec.AddScalar(dst, src, s) })
 }
 
 // Scale returns t * s.
 func Scale(t *Tensor, s float32) *Tensor {
-	return Map(t, func(dst, src []float32) { vec.Scale(dst, src, s) })
+	return Apply(t, func(dst, src []float32) { vec.Scale(dst, src, s) })
 }
 
 // Neg returns -t.
@@ -330,11 +349,11 @@ func Neg(t *Tensor) *Tensor { return Scale(t, -1) }
 
 // Square returns t*t elementwise.
 func Square(t *Tensor) *Tensor {
-	return Map(t, func(dst, src []float32) { vec.Mul(dst, src, src) })
+	return Apply(t, func(dst, src []float32) { vec.Mul(dst, src, src) })
 }
 
 // Exp returns e^t elementwise.
-func Exp(t *Tensor) *Tensor { return Map(t, vec.Exp) }
+func Exp(t *Tensor) *Tensor { return Apply(t, vec.Exp) }
 
 // Log returns the natural logarithm elementwise.
 func Log(t *Tensor) *Tensor { return mapScalar(t, math.Log) }
@@ -351,10 +370,10 @@ func Sigmoid(t *Tensor) *Tensor {
 }
 
 // GELUTanh returns the tanh approximation of GELU elementwise.
-func GELUTanh(t *Tensor) *Tensor { return Map(t, vec.GELUTanh) }
+func GELUTanh(t *Tensor) *Tensor { return Apply(t, vec.GELUTanh) }
 
 // GELU returns the exact (erf) GELU elementwise.
-func GELU(t *Tensor) *Tensor { return Map(t, vec.GELU) }
+func GELU(t *Tensor) *Tensor { return Apply(t, vec.GELU) }
 
 // SiLU returns x*sigmoid(x) elementwise.
-func SiLU(t *Tensor) *Tensor { return Map(t, vec.SiLU) }
+func SiLU(t *Tensor) *Tensor { return Apply(t, vec.SiLU) }

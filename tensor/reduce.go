@@ -130,9 +130,7 @@ func Softmax(t *Tensor) *Tensor {
 	x := t.Contiguous().Data()
 	out := New(t.shape...)
 	c := t.Dim(-1)
-	rowsOp(len(x), c, func(lo, hi int) {
-		vec.SoftmaxRows(out.data[lo*c:hi*c], x[lo*c:hi*c], c)
-	})
+	vec.SoftmaxRows(out.data, x, c)
 	return out
 }
 
@@ -195,9 +193,7 @@ func LayerNormStats(x, gamma, beta *Tensor, eps float32) (*Tensor, NormStats) {
 	out := New(x.shape...)
 	rows := len(xd) / max(1, c)
 	st := NormStats{make([]float32, rows), make([]float32, rows)}
-	rowsOp(len(xd), c, func(lo, hi int) {
-		vec.LayerNorm(out.data[lo*c:hi*c], xd[lo*c:hi*c], c, eps, g, b, st.Mean[lo:hi], st.Rstd[lo:hi])
-	})
+	vec.LayerNorm(out.data, xd, c, eps, g, b, st.Mean, st.Rstd)
 	return out, st
 }
 
@@ -216,9 +212,7 @@ func RMSNormStats(x, gamma *Tensor, eps float32) (*Tensor, NormStats) {
 	out := New(x.shape...)
 	rows := len(xd) / max(1, c)
 	st := NormStats{Rstd: make([]float32, rows)}
-	rowsOp(len(xd), c, func(lo, hi int) {
-		vec.RMSNorm(out.data[lo*c:hi*c], xd[lo*c:hi*c], c, eps, g, st.Rstd[lo:hi])
-	})
+	vec.RMSNorm(out.data, xd, c, eps, g, st.Rstd)
 	return out, st
 }
 
