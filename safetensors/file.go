@@ -270,13 +270,15 @@ func decodeFloats(dst []float32, d DType, b []byte) {
 			dst[i] = math.Float32frombits(le.Uint32(b[4*i:]))
 		}
 	case F16:
-		tab := f16Values()
+		tab := f16Values()[:1<<16]
+		b = b[:2*len(dst)]
 		for i := range dst {
-			dst[i] = tab[le.Uint16(b[2*i:])]
+			dst[i] = tab[uint16(b[2*i])|uint16(b[2*i+1])<<8]
 		}
 	case BF16:
+		b = b[:2*len(dst)]
 		for i := range dst {
-			dst[i] = math.Float32frombits(uint32(le.Uint16(b[2*i:])) << 16)
+			dst[i] = math.Float32frombits(uint32(b[2*i])<<16 | uint32(b[2*i+1])<<24)
 		}
 	case F64:
 		for i := range dst {
