@@ -336,10 +336,10 @@ func (g *Graph) MeanAll(x *Var) *Var {
 // MSE returns the mean of (a-b)² as a 1-element tensor; a and b have the
 // same shape.
 func (g *Graph) MSE(a, b *Var) *Var {
-	d := tensor.Sub(a.Value, b.Value)
 	if !tensor.SameShape(a.Value, b.Value) {
 		panic(fmt.Sprintf("autodiff.MSE: shapes %v and %v differ", a.Value.Shape(), b.Value.Shape()))
 	}
+	d := tensor.Sub(a.Value, b.Value)
 	n := float32(d.Numel())
 	var s float64
 	for _, v := range d.Data() {
