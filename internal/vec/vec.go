@@ -197,7 +197,7 @@ func Max(a []float32) float32 {
 // The assembly paths reduce x = n·ln2 + r (|r| <= ln2/2), evaluate exp(r) by
 // its degree-6 Taylor polynomial with fused multiply-adds and scale by 2^n
 // through the exponent bits. Relative error is below 1e-6 for inputs in
-// [-87, 88] (measured maximum about 2.5e-7); inputs above 88.72 give +Inf,
+// [-87, 88] (measured maximum 2.2e-7); inputs above 88.72 give +Inf,
 // below -103.97 give 0, exp(-Inf) = 0 exactly, and NaN stays NaN. Results that
 // are subnormal (inputs below -87.3) carry the absolute error of the
 // polynomial, not a relative bound. The generic path rounds math.Exp.
@@ -215,8 +215,8 @@ func Exp(dst, a []float32) {
 // dst[i] = 0.5*x*(1 + tanh(√(2/π)*(x + 0.044715*x³))).
 //
 // The assembly paths compute it as x / (1 + exp(-2√(2/π)(x + 0.044715x³)))
-// with the exp of Exp; absolute error is below 1e-6 for |x| <= 10 and relative
-// error below 1e-6 elsewhere.
+// with the exp of Exp; absolute error is below 1e-6 for |x| <= 8 (measured
+// 5.2e-7) and within about one float32 ulp of the output beyond.
 func GELUTanh(dst, x []float32) {
 	n := len(x)
 	need("GELUTanh", n, len(dst))
@@ -228,7 +228,8 @@ func GELUTanh(dst, x []float32) {
 }
 
 // GELUTanhGrad is  dx[i] = dy[i] * d/dx GELUTanh(x[i])
-// (absolute error of the derivative below 1e-6 on the assembly paths).
+// (absolute error of the derivative below 1e-6 on the assembly paths,
+// measured 2.1e-7; inputs beyond ±20 give exactly 0 or 1 times dy).
 func GELUTanhGrad(dx, x, dy []float32) {
 	n := len(x)
 	need("GELUTanhGrad", n, len(dx), len(dy))
@@ -278,7 +279,7 @@ func geluErfGrad(dx, x, dy []float32) {
 
 // SiLU is  dst[i] = x[i] / (1 + exp(-x[i]))
 // (on the assembly paths with the exp of Exp: absolute error below 1e-6 for
-// |x| <= 10, relative error below 1e-6 elsewhere).
+// |x| <= 8, measured 7.0e-7, and within about one float32 ulp beyond).
 func SiLU(dst, x []float32) {
 	n := len(x)
 	need("SiLU", n, len(dst))
@@ -290,6 +291,8 @@ func SiLU(dst, x []float32) {
 }
 
 // SiLUGrad is  dx[i] = dy[i] * d/dx SiLU(x[i])
+// (absolute error of the derivative below 1e-6 on the assembly paths,
+// measured 2.2e-7).
 func SiLUGrad(dx, x, dy []float32) {
 	n := len(x)
 	need("SiLUGrad", n, len(dx), len(dy))

@@ -183,6 +183,10 @@ var constants = map[string]uint32{
 	// du/dx = d1·x² + d0.
 	"geluD1": math.Float32bits(float32(3 * sqrt2OverPi * geluA)),
 	"geluD0": math.Float32bits(float32(sqrt2OverPi)),
+	"gradHi": math.Float32bits(20),
+	"sigHi":  math.Float32bits(80),
+	"sigLo":  math.Float32bits(-80),
+	"gradLo": math.Float32bits(-20),
 }
 
 func binop(op string) func(e *emitter, in, tmp, acc []string) []string {
@@ -199,11 +203,17 @@ func scalarop(op string) func(e *emitter, in, tmp, acc []string) []string {
 	}
 }
 
-// sigmoidOf turns v (holding the exponent argument -z) into 1/(1+exp(-z)).
-func sigmoidOf(e *emitter, v, n, t string) {
+// sigmoidPair takes v holding -z and leaves s = 1/(1+exp(-z)) in t and
+// 1-s in v, the latter computed as exp(-z)·s so that it keeps its relative
+// accuracy when s is close to 1.
+// The argument is capped at 80 so that exp(-z) stays finite and the product
+// never becomes Inf·0.
+func sigmoidPair(e *emitter, v, n, t string) {
+	e.i("VMINPS %s, %s, %s", v, e.kreg("sigHi", t), v)
 	e.exp(v, n, t)
-	e.i("VADDPS %s, %s, %s", e.k("one"), v, v)
-	e.i("VDIVPS %s, %s, %s", v, e.kreg("one", t), v)
+	e.i("VADDPS %s, %s, %s", e.k("one"), v, n)
+	e.i("VDIVPS %s, %s, %s", n, e.kreg("one", t), t)
+	e.i("VMULPS %s, %s, %s", t, v, v)
 }
 
 // normalise replaces v by (v - mu) * rs.
@@ -287,21 +297,23 @@ var kernels = []kernel{
 		ins: []input{{ptr: "x"}, {ptr: "dy"}}, outs: []string{"dx"}, temps: 3,
 		body: func(e *emitter, in, tmp, acc []string) []string {
 			v, g, a, n, t := in[0], in[1], tmp[0], tmp[1], tmp[2]
+			// Beyond |x| = 20 the derivative is 0 or 1 in float32; clamping
+			// keeps x²·s(1-s) from becoming Inf·0.
+			e.i("VMINPS %s, %s, %s", v, e.kreg("gradHi", a), v)
+			e.i("VMAXPS %s, %s, %s", v, e.kreg("gradLo", a), v)
 			e.i("VMULPS %s, %s, %s", v, v, a)
 			e.i("VMOVUPS %s, %s", e.k("geluG1"), t)
 			e.i("VFMADD213PS %s, %s, %s", e.k("geluG0"), a, t)
 			e.i("VMULPS %s, %s, %s", v, t, a)
-			sigmoidOf(e, a, n, t) // a = s
-			e.i("VMULPS %s, %s, %s", v, v, t)
-			e.i("VMOVUPS %s, %s", e.k("geluD1"), n)
-			e.i("VFMADD213PS %s, %s, %s", e.k("geluD0"), t, n) // n = du
-			e.i("VMULPS %s, %s, %s", v, n, n)                  // x·du
-			e.i("VMULPS %s, %s, %s", a, n, n)                  // x·du·s
-			e.i("VMOVUPS %s, %s", e.k("one"), t)
-			e.i("VSUBPS %s, %s, %s", a, t, t) // 1-s
+			sigmoidPair(e, a, n, t) // t = s, a = 1-s
+			e.i("VMULPS %s, %s, %s", v, v, n)
+			e.i("VMULPS %s, %s, %s", e.k("geluD1"), n, n)
+			e.i("VADDPS %s, %s, %s", e.k("geluD0"), n, n) // n = du
+			e.i("VMULPS %s, %s, %s", v, n, n)             // x·du
+			e.i("VMULPS %s, %s, %s", a, n, n)             // x·du·(1-s)
 			e.i("VMULPS %s, %s, %s", t, n, n)
 			e.i("VADDPS %s, %s, %s", n, n, n)
-			e.i("VADDPS %s, %s, %s", a, n, n)
+			e.i("VADDPS %s, %s, %s", t, n, n)
 			e.i("VMULPS %s, %s, %s", n, g, g)
 			return in[1:2]
 		}},
@@ -319,13 +331,14 @@ var kernels = []kernel{
 		ins: []input{{ptr: "x"}, {ptr: "dy"}}, outs: []string{"dx"}, temps: 3,
 		body: func(e *emitter, in, tmp, acc []string) []string {
 			v, g, a, n, t := in[0], in[1], tmp[0], tmp[1], tmp[2]
+			// Beyond |x| = 80 the derivative is 1 or below 1e-32.
+			e.i("VMINPS %s, %s, %s", v, e.kreg("sigHi", a), v)
+			e.i("VMAXPS %s, %s, %s", v, e.kreg("sigLo", a), v)
 			e.i("VMULPS %s, %s, %s", e.k("negOne"), v, a)
-			sigmoidOf(e, a, n, t) // a = s
-			e.i("VMOVUPS %s, %s", e.k("one"), t)
-			e.i("VSUBPS %s, %s, %s", a, t, t)               // 1-s
-			e.i("VFMADD213PS %s, %s, %s", e.k("one"), v, t) // 1 + x(1-s)
-			e.i("VMULPS %s, %s, %s", a, t, t)
-			e.i("VMULPS %s, %s, %s", t, g, g)
+			sigmoidPair(e, a, n, t)                         // t = s, a = 1-s
+			e.i("VFMADD213PS %s, %s, %s", e.k("one"), v, a) // 1 + x(1-s)
+			e.i("VMULPS %s, %s, %s", t, a, a)
+			e.i("VMULPS %s, %s, %s", a, g, g)
 			return in[1:2]
 		}},
 	{name: "softmaxGradApply", doc: "dx[i] = y[i] * (dy[i] - d)", ptrs: []string{"dx", "y", "dy"}, scalars: []string{"d"},
