@@ -22,8 +22,8 @@ const (
 // AttentionOptions configures Attention.
 type AttentionOptions struct {
 	Mask    MaskKind
-	Block   int    // block length for MaskBlockCausal and MaskBlockDiagonal
-	Allow   []bool // MaskExplicit: Tq×Tk, true where query i may see key j
+	Block   int     // block length for MaskBlockCausal and MaskBlockDiagonal
+	Allow   []bool  // MaskExplicit: Tq×Tk, true where query i may see key j
 	QOffset int     // absolute position of query 0 (KV-cache decoding)
 	Scale   float32 // multiplies the scores; 0 means 1/sqrt(head dim)
 }
