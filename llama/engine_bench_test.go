@@ -1,0 +1,67 @@
+package llama
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"tessera/tensor"
+)
+
+// randomEngine builds an engine with N(0, 1/in) weights for cfg.
+func randomEngine(cfg Config, seed uint64) *engine {
+	r := rand.New(rand.NewPCG(seed, 1))
+	mk := func(shape ...int) slot {
+		t := tensor.New(shape...)
+		d := t.Data()
+		scale := 1 / float32(shape[len(shape)-1])
+		if len(shape) == 1 {
+			for i := range d {
+				d[i] = 1 + 0.1*float32(r.NormFloat64())
+			}
+		} else {
+			for i := range d {
+				d[i] = float32(r.NormFloat64()) * scale * 8
+			}
+		}
+		return &tslot{t}
+	}
+	d, hd, I := cfg.HiddenSize, cfg.HeadDim(), cfg.IntermediateSize
+	layers := make([]layerSlots, cfg.NumHiddenLayers)
+	for i := range layers {
+		layers[i] = layerSlots{inNorm: mk(d), postNorm: mk(d),
+			q: mk(cfg.NumAttentionHeads*hd, d), k: mk(cfg.KVHeads()*hd, d), v: mk(cfg.KVHeads()*hd, d),
+			o: mk(d, cfg.NumAttentionHeads*hd), gate: mk(I, d), up: mk(I, d), down: mk(d, I)}
+	}
+	embed := mk(cfg.VocabSize, d)
+	head := embed
+	if !cfg.TieWordEmbeddings {
+		head = mk(cfg.VocabSize, d)
+	}
+	return newEngine(cfg, embed, mk(d), head, layers)
+}
+
+func benchDecode(b *testing.B, cfg Config) {
+	e := randomEngine(cfg, 1)
+	prompt := make([]int, 64)
+	for i := range prompt {
+		prompt[i] = i % cfg.VocabSize
+	}
+	c := newCache(e, 64+128)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c.Reset()
+		logits, err := c.Prefill(prompt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for j := 0; j < 128; j++ {
+			if logits, err = c.Decode(Argmax(logits)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N*128)/b.Elapsed().Seconds(), "tok/s")
+}
+
+func BenchmarkDecodeDefault(b *testing.B) { benchDecode(b, DefaultConfig()) }
+func BenchmarkDecode27M(b *testing.B)     { benchDecode(b, Config27M()) }
