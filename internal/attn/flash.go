@@ -133,6 +133,7 @@ func tileIsFull(p *Params, pa, pb, j0, j1 int) bool {
 type fwdScratch struct {
 	qt, qr, s, o      []float32
 	m, l, alpha, tail []float32
+	offs              []int // offset in q of each row of the tile
 }
 
 func newFwdScratch(p *Params, lay *tileLayout) *fwdScratch {
@@ -145,6 +146,7 @@ func newFwdScratch(p *Params, lay *tileLayout) *fwdScratch {
 		l:     make([]float32, lay.ld),
 		alpha: make([]float32, lay.ld),
 		tail:  make([]float32, 4*p.Dim),
+		offs:  make([]int, lay.ld),
 	}
 }
 
@@ -177,17 +179,25 @@ func forwardTile(ws *fwdScratch, out, lse, q, k, v []float32, p *Params, lay *ti
 	} else {
 		clear(qt)
 	}
-	for r := 0; r < rows; r++ {
+	offs := ws.offs[:rows]
+	for r := range offs {
 		t, hq := t0+r/g, kh*g+r%g
-		qr := q[(b*p.Tq+t)*p.QStride+hq*d:][:d]
-		if dot {
-			for c, x := range qr {
+		offs[r] = (b*p.Tq+t)*p.QStride + hq*d
+	}
+	if dot {
+		for r, o := range offs {
+			for c, x := range q[o : o+d] {
 				ws.qr[r*d+c] = x * p.Scale
 			}
-			continue
 		}
-		for c, x := range qr {
-			qt[c*ld+r] = x * p.Scale
+	} else {
+		// Column by column: contiguous stores, and the rows' cache lines
+		// stay in L1 across the columns.
+		for c := 0; c < d; c++ {
+			dst := qt[c*ld : c*ld+rows]
+			for r, o := range offs {
+				dst[r] = q[o+c] * p.Scale
+			}
 		}
 	}
 	for r := range ws.m {
