@@ -1,0 +1,60 @@
+package specdec
+
+import (
+	"slices"
+	"testing"
+
+	"tessera/llama"
+	"tessera/nn"
+)
+
+var _ HiddenCache = (*llama.Cache)(nil)
+
+// TestLlamaGreedyMatchesTargetOnly runs speculative decoding on two real
+// decoders: the golden model as target and a perturbed copy as draft.
+func TestLlamaGreedyMatchesTargetOnly(t *testing.T) {
+	target, err := llama.Load("../llama/testdata/golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	draftModel, err := llama.Load("../llama/testdata/golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range nn.Params(draftModel) {
+		d := p.Value.Data()
+		for j := range d {
+			if (i+j)%7 == 0 {
+				d[j] *= 0.5
+			}
+		}
+	}
+	newCache := func(m *llama.Model) *llama.Cache {
+		c, err := m.NewCache(256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	prompt := []int{10, 20, 30, 40, 50}
+	want, err := Plain(newCache(target), prompt, 100, llama.SamplerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, opt := range []Options{{K: 4, Fixed: true}, {K: 2}, {K: 6, Judge: &Judge{W: make([]float32, 64), B: -5}}} {
+		dec, err := New(newCache(target), newCache(draftModel), opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := dec.Generate(prompt, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("options %+v:\n got %v\nwant %v", opt, got, want)
+		}
+		if s := dec.Stats(); s.Accepted == 0 || s.TokensPerTargetCall() <= 1 {
+			t.Fatalf("options %+v: stats %+v: the draft never helped", opt, s)
+		}
+	}
+}
