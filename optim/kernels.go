@@ -44,12 +44,14 @@ func adamwGeneric(p, g, m, v []float32, c adamwCoef) {
 	m = m[:len(p)]
 	v = v[:len(p)]
 	for i := range p {
+		// The float32 conversions forbid fused multiply-adds, so that the
+		// rounding matches the assembly kernels on every GOAMD64 level.
 		gi := g[i]
-		mi := c.beta1*m[i] + c.oneMinB1*gi
-		vi := c.beta2*v[i] + c.oneMinB2*gi*gi
+		mi := float32(c.beta1*m[i]) + float32(c.oneMinB1*gi)
+		vi := float32(c.beta2*v[i]) + float32(float32(c.oneMinB2*gi)*gi)
 		m[i], v[i] = mi, vi
 		denom := float32(math.Sqrt(float64(vi)))/c.bc2Sqrt + c.eps
-		p[i] = p[i]*c.decay + c.negStep*mi/denom
+		p[i] = float32(p[i]*c.decay) + float32(c.negStep*mi)/denom
 	}
 }
 
