@@ -11,7 +11,10 @@
 // ",optional" lets a slot be absent from the file, `safetensors:"-"` and
 // untagged fields are ignored, and a struct tagged with an empty name
 // (`safetensors:""`) contributes its fields without a prefix. Nil pointers
-// to structs are skipped: they are parts the model does not have.
+// to structs and nil slots (a nil *tensor.Tensor, a nil Slot, or a Slot
+// whose Tensor is nil) are parts the model does not have, such as a bias of
+// a layer built without one: they are not saved, and Bind expects the file
+// not to have them either.
 //
 //	type Linear struct {
 //		Weight *tensor.Tensor `safetensors:"weight"`
@@ -209,8 +212,8 @@ func asSlot(v reflect.Value) (slot, bool) {
 	return slot{}, false
 }
 
-// Tensors collects the model's weights by name, for saving. Optional slots
-// that are nil are left out; a nil required slot is an error.
+// Tensors collects the model's weights by name, for saving. Nil slots are
+// left out.
 func Tensors(model any) (map[string]*tensor.Tensor, error) {
 	slots, err := slotsOf(model)
 	if err != nil {
@@ -218,14 +221,9 @@ func Tensors(model any) (map[string]*tensor.Tensor, error) {
 	}
 	out := make(map[string]*tensor.Tensor, len(slots))
 	for _, s := range slots {
-		t := s.get()
-		if t == nil {
-			if s.optional {
-				continue
-			}
-			return nil, fmt.Errorf("checkpoint: slot %q (field %s) is nil", s.name, s.field)
+		if t := s.get(); t != nil {
+			out[s.name] = t
 		}
-		out[s.name] = t
 	}
 	return out, nil
 }
@@ -263,7 +261,7 @@ type BindError struct {
 	File       string     // the file's path, "" for in-memory data
 	Missing    []string   // required slots the file lacks
 	Mismatched []Mismatch // tensors whose shape or dtype does not fit
-	NilSlots   []string   // slots with no tensor to take the shape from
+	NilSlots   []string   // nil slots (parts the model lacks) the file has tensors for
 	Unused     []string   // tensors no slot takes (unless AllowUnused)
 }
 
@@ -293,16 +291,17 @@ func (e *BindError) Error() string {
 		}
 	}
 	list("tensors missing from the checkpoint", e.Missing)
-	list("model slots are nil, so their shape is unknown", e.NilSlots)
+	list("tensors in the checkpoint are for parts the model does not have (nil slots)", e.NilSlots)
 	list("tensors in the checkpoint are not used by the model", e.Unused)
 	return b.String()
 }
 
 // Bind loads the tensors of f into the slots of model, which must be a
 // non-nil pointer to a struct whose slots already hold tensors of the
-// expected shapes (as built from the model's config). Every slot must find
-// a tensor of exactly its shape unless it is optional and absent; tensors
-// that no slot takes are an error unless opt.AllowUnused. F16 and BF16
+// expected shapes (as built from the model's config). Every non-nil slot
+// must find a tensor of exactly its shape unless it is optional and absent;
+// nil slots must find none; tensors that no slot takes are an error unless
+// opt.AllowUnused. F16 and BF16
 // data are converted to float32. Slots receive new tensors (a
 // *tensor.Tensor field is replaced, a Slot gets SetTensor).
 //
@@ -324,14 +323,14 @@ func Bind(model any, f *safetensors.File, opt *BindOptions) error {
 	var bound []slot
 	for _, s := range slots {
 		info, ok := f.Info(s.name)
+		cur := s.get()
 		if !ok {
-			if !s.optional {
+			if !s.optional && cur != nil {
 				berr.Missing = append(berr.Missing, s.name)
 			}
 			continue
 		}
 		taken[s.name] = true
-		cur := s.get()
 		switch {
 		case cur == nil:
 			berr.NilSlots = append(berr.NilSlots, s.name)

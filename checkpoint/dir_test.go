@@ -125,10 +125,14 @@ func TestSaveDirOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := snapshot(t, dir)
-	bad := newModel(4, 3, 3)
-	bad.Blocks[1].Norm = &param{}
-	if err := SaveDir(dir, cfg, bad, nil); err == nil {
-		t.Error("SaveDir with a nil slot succeeded")
+	if err := SaveDir(dir, cfg, newModel(4, 3, 3), &safetensors.SaveOptions{DType: safetensors.I64}); err == nil {
+		t.Error("SaveDir with an integer float dtype succeeded")
+	}
+	if err := SaveDir(dir, cfg, struct{ N int }{}, nil); err != nil {
+		t.Errorf("SaveDir of a model without slots: %v", err)
+	}
+	if err := SaveDir(dir, cfg, newModel(4, 3, 2), &safetensors.SaveOptions{DType: safetensors.BF16}); err != nil {
+		t.Fatal(err)
 	}
 	if err := SaveDir(dir, map[string]any{"f": func() {}}, newModel(4, 3, 3), nil); err == nil {
 		t.Error("SaveDir with an unencodable config succeeded")
