@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"tessera/autodiff"
+	"tessera/checkpoint"
 	"tessera/tensor"
 )
 
@@ -83,7 +84,7 @@ func shapeIs(t *testing.T, what string, v *autodiff.Var, want ...int) {
 
 type block struct {
 	Norm  *LayerNorm `safetensors:"norm"`
-	Attn  *Linear    `safetensors:"attn"`
+	Attn  *Linear    `safetensors:"attn,optional"`
 	Extra *Linear    // untagged: not a checkpoint weight
 }
 
@@ -92,21 +93,23 @@ type Embedded struct {
 }
 
 type toy struct {
-	Embedded
-	Blocks []block        `safetensors:"blocks"`
-	Head   Linear         `safetensors:"head"`
-	Tied   *autodiff.Var  `safetensors:"tied"`
-	Skip   *Linear        `safetensors:"-"`
-	Arr    [1]*Embedding  `safetensors:"emb"`
-	Nil    *autodiff.Var  `safetensors:"absent"`
-	Any    any            `safetensors:"any"`
-	Map    map[string]int `safetensors:"map"`
+	Embedded `safetensors:""`
+	Untagged Embedded
+	Blocks   []block        `safetensors:"blocks"`
+	Head     Linear         `safetensors:"head"`
+	Tied     *autodiff.Var  `safetensors:"tied"`
+	Skip     *Linear        `safetensors:"-"`
+	Arr      [1]*Embedding  `safetensors:"emb"`
+	Nil      *autodiff.Var  `safetensors:"absent"`
+	Any      any            `safetensors:"any"`
+	Map      map[string]int `safetensors:"map"`
 }
 
 func TestNamedParams(t *testing.T) {
 	rng := tensor.NewRNG(1)
 	m := &toy{}
 	m.Scale = autodiff.Param(tensor.Ones(1))
+	m.Untagged.Scale = autodiff.Param(tensor.Ones(1))
 	for i := 0; i < 11; i++ {
 		m.Blocks = append(m.Blocks, block{Norm: NewLayerNorm(2, 1e-5, i == 0), Attn: NewLinear(rng, 2, 2, false), Extra: NewLinear(rng, 2, 2, true)})
 	}
@@ -560,5 +563,64 @@ func TestTimestepEmbedding(t *testing.T) {
 	}
 	if want := []string{"mlp.0.bias", "mlp.0.weight", "mlp.2.bias", "mlp.2.weight"}; !slices.Equal(names, want) {
 		t.Errorf("names %v, want %v", names, want)
+	}
+}
+
+// NamedParams must name weights exactly as the checkpoint package binds
+// them.
+func TestNamesMatchCheckpointBinding(t *testing.T) {
+	rng := tensor.NewRNG(8)
+	type blockT struct {
+		Norm *LayerNorm `safetensors:"norm1"`
+		Attn *Attention `safetensors:"attn"`
+		MLP  *MLP       `safetensors:"mlp"`
+	}
+	m := &struct {
+		Patch  *PatchEmbed        `safetensors:"x_embedder"`
+		Time   *TimestepEmbedding `safetensors:"t_embedder"`
+		Blocks []blockT           `safetensors:"blocks"`
+		GQA    *GroupedAttention  `safetensors:"self_attn"`
+		FF     *SwiGLU            `safetensors:""`
+		Emb    [2]*Embedding      `safetensors:"emb"`
+		Norm   *RMSNorm           `safetensors:"norm"`
+		Conv   *Conv2d            `safetensors:"conv,optional"`
+		Skip   *Linear            `safetensors:"-"`
+		Hidden *Linear
+	}{
+		Patch: NewPatchEmbed(rng, 3, 8, 2), Time: NewTimestepEmbedding(rng, 8),
+		GQA: NewGroupedAttention(rng, 8, 4, 2), FF: NewSwiGLU(rng, 8, 16),
+		Emb:  [2]*Embedding{NewEmbedding(rng, 3, 8), NewEmbedding(rng, 3, 8)},
+		Norm: NewRMSNorm(8, 1e-6), Conv: NewConv2d(rng, 3, 3, 3, 1, 1, false),
+		Skip: NewLinear(rng, 1, 1, false), Hidden: NewLinear(rng, 1, 1, false),
+	}
+	for range 11 {
+		m.Blocks = append(m.Blocks, blockT{NewLayerNorm(8, 1e-6, false), NewAttention(rng, 8, 2), NewMLP(rng, 8, 16, 8)})
+	}
+	m.Blocks[3].Attn.QKV.EnableLoRA(rng, 2, 2)
+
+	want, err := checkpoint.Names(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// checkpoint lists nil slots too (absent LoRA adapters, biases); keep
+	// the ones that hold a tensor.
+	tensors, err := checkpoint.Tensors(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = slices.DeleteFunc(want, func(n string) bool { return tensors[n] == nil })
+	slices.SortFunc(want, naturalCompare)
+	var got []string
+	for _, p := range NamedParams(m) {
+		got = append(got, p.Name)
+		if tensors[p.Name] != p.Var.Value {
+			t.Errorf("%s: checkpoint binds a different tensor", p.Name)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("names differ from the checkpoint binding\n got %v\nwant %v", got, want)
+	}
+	if !slices.Contains(got, "blocks.3.attn.qkv.lora_A") || !slices.Contains(got, "blocks.10.mlp.fc2.bias") || !slices.Contains(got, "gate_proj.weight") {
+		t.Errorf("expected names missing from %v", got)
 	}
 }

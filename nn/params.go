@@ -38,10 +38,11 @@ var varType = reflect.TypeFor[*autodiff.Var]()
 // through tagged fields, named by joining the tags with dots, in natural
 // name order ("blocks.2" before "blocks.10"). Nested structs, pointers to
 // structs, slices and arrays are walked: a slice tagged "blocks" yields
-// "blocks.0.…", "blocks.1.…". A field without a tag is skipped unless it is
-// an embedded struct, whose fields are promoted without a prefix; the tag
-// "-" skips a field explicitly. A Var reachable under two names (tied
-// weights) is listed under both.
+// "blocks.0.…", "blocks.1.…". The rules are the checkpoint package's:
+// untagged fields and the tag "-" are skipped, a struct tagged with an
+// empty name (`safetensors:""`) contributes its fields without a prefix,
+// and tag options after a comma (",optional") do not change the name. A Var
+// reachable under two names (tied weights) is listed under both.
 func NamedParams(model any) []NamedParam {
 	var out []NamedParam
 	walk(reflect.ValueOf(model), "", &out)
@@ -119,16 +120,10 @@ func visit(v reflect.Value, prefix string, fn func(v reflect.Value, name string)
 			}
 			tag, ok := f.Tag.Lookup(Tag)
 			tag, _, _ = strings.Cut(tag, ",")
-			switch {
-			case tag == "-":
+			if !ok || tag == "-" {
 				continue
-			case !ok || tag == "":
-				if f.Anonymous {
-					visit(v.Field(i), prefix, fn)
-				}
-			default:
-				visit(v.Field(i), join(prefix, tag), fn)
 			}
+			visit(v.Field(i), join(prefix, tag), fn)
 		}
 	}
 }
