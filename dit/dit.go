@@ -165,13 +165,13 @@ func (blk *Block) Forward(g *autodiff.Graph, h, c *autodiff.Var) *autodiff.Var {
 	shiftMSA, scaleMSA, gateMSA := g.Slice(mod, 2, 0, d), g.Slice(mod, 2, d, 2*d), g.Slice(mod, 2, 2*d, 3*d)
 	shiftMLP, scaleMLP, gateMLP := g.Slice(mod, 2, 3*d, 4*d), g.Slice(mod, 2, 4*d, 5*d), g.Slice(mod, 2, 5*d, 6*d)
 
-	a := modulate(g, g.LayerNorm(h, nil, nil, lnEps), shiftMSA, scaleMSA) // [B, T, D]
-	a = blk.Attn.Forward(g, a, tensor.AttentionOptions{})                 // [B, T, D]
-	h = g.Add(h, g.Mul(gateMSA, a))
+	a := modulateNorm(g, h, shiftMSA, scaleMSA)           // LN(h)·(1+scale)+shift [B, T, D]
+	a = blk.Attn.Forward(g, a, tensor.AttentionOptions{}) // [B, T, D]
+	h = gatedResidual(g, h, gateMSA, a)                   // h + gate·a
 
-	f := modulate(g, g.LayerNorm(h, nil, nil, lnEps), shiftMLP, scaleMLP) // [B, T, D]
-	f = blk.MLP.Forward(g, f)                                             // [B, T, D]
-	return g.Add(h, g.Mul(gateMLP, f))
+	f := modulateNorm(g, h, shiftMLP, scaleMLP) // [B, T, D]
+	f = blk.MLP.Forward(g, f)                   // [B, T, D]
+	return gatedResidual(g, h, gateMLP, f)
 }
 
 // Forward maps h [B, T, D] to patches [B, T, p·p·C_out] given SiLU(c).
@@ -179,12 +179,7 @@ func (f *FinalLayer) Forward(g *autodiff.Graph, h, c *autodiff.Var) *autodiff.Va
 	d := h.Shape()[2]
 	mod := f.AdaLN.Forward(g, c) // [B, 1, 2D]
 	shift, scale := g.Slice(mod, 2, 0, d), g.Slice(mod, 2, d, 2*d)
-	return f.Linear.Forward(g, modulate(g, g.LayerNorm(h, nil, nil, lnEps), shift, scale))
-}
-
-// modulate is x·(1 + scale) + shift with scale and shift [B, 1, D].
-func modulate(g *autodiff.Graph, x, shift, scale *autodiff.Var) *autodiff.Var {
-	return g.Add(g.Mul(x, g.AddScalar(scale, 1)), shift)
+	return f.Linear.Forward(g, modulateNorm(g, h, shift, scale))
 }
 
 // unpatchify turns patches [B, T, p·p·C] (each token's patch laid out

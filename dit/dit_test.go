@@ -58,23 +58,94 @@ func TestGoldenMatchesPyTorch(t *testing.T) {
 	prev := simd.Current()
 	defer simd.Set(prev)
 	for _, level := range simd.Levels() {
-		t.Run(level.String(), func(t *testing.T) {
-			simd.Set(level)
-			g := autodiff.NoGrad()
-			got := m.Forward(g, autodiff.Const(x), ts, y).Value
-			if !tensor.SameShape(got, want) {
-				t.Fatalf("output shape %v, want %v", got.Shape(), want.Shape())
+		// NoGrad runs the fused inference path; NewGraph the op-by-op
+		// training path. Both must match the reference.
+		for _, mode := range []string{"inference", "training"} {
+			t.Run(level.String()+"/"+mode, func(t *testing.T) {
+				simd.Set(level)
+				g := autodiff.NoGrad()
+				if mode == "training" {
+					g = autodiff.NewGraph()
+				}
+				got := m.Forward(g, autodiff.Const(x), ts, y).Value
+				if !tensor.SameShape(got, want) {
+					t.Fatalf("output shape %v, want %v", got.Shape(), want.Shape())
+				}
+				scale, errMax := 0.0, 0.0
+				gd := got.Contiguous().Data()
+				for i, w := range want.Data() {
+					scale = math.Max(scale, math.Abs(float64(w)))
+					errMax = math.Max(errMax, math.Abs(float64(gd[i]-w)))
+				}
+				if tol := 1e-4 * math.Max(1, scale); !(errMax <= tol) {
+					t.Errorf("max |got − want| = %g, tolerance %g (max |want| %g)", errMax, tol, scale)
+				}
+			})
+		}
+	}
+}
+
+// TestGradientsMatchFiniteDifferences checks the training path end to end:
+// the gradient of L = Σ out·r with respect to weights of every kind of layer
+// against central differences.
+func TestGradientsMatchFiniteDifferences(t *testing.T) {
+	cfg := Config{InputSize: 4, PatchSize: 2, InChannels: 1, HiddenSize: 8, Depth: 1, NumHeads: 2,
+		MLPRatio: 2, NumClasses: 2, Prediction: Velocity}
+	m, err := New(cfg, tensor.NewRNG(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := tensor.NewRNG(5)
+	for _, p := range nn.NamedParams(m) {
+		if p.Var.RequiresGrad() {
+			p.Var.Value.CopyFrom(rng.Uniform(-0.5, 0.5, p.Var.Value.Shape()...))
+		}
+	}
+	x := rng.Normal(2, 1, 4, 4)
+	ts, y := []float32{100, 700}, []int{0, 2}
+	r := rng.Normal(2, 1, 4, 4)
+	loss := func() float64 {
+		out := m.Forward(autodiff.NoGrad(), autodiff.Const(x), ts, y).Value.Data()
+		s := 0.0
+		for i, v := range out {
+			s += float64(v) * float64(r.Data()[i])
+		}
+		return s
+	}
+	g := autodiff.NewGraph()
+	out := m.Forward(g, autodiff.Const(x), ts, y)
+	l := g.SumAll(g.Mul(out, autodiff.Const(r)))
+	if err := g.Backward(l); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"x_embedder.proj.weight", "t_embedder.mlp.0.weight", "y_embedder.embedding_table.weight",
+		"blocks.0.attn.qkv.weight", "blocks.0.attn.proj.bias", "blocks.0.mlp.fc1.weight",
+		"blocks.0.adaLN_modulation.1.weight", "blocks.0.adaLN_modulation.1.bias",
+		"final_layer.adaLN_modulation.1.weight", "final_layer.linear.weight"}
+	params := map[string]*autodiff.Var{}
+	for _, p := range nn.NamedParams(m) {
+		params[p.Name] = p.Var
+	}
+	for _, name := range names {
+		p := params[name]
+		if p == nil || p.Grad == nil {
+			t.Fatalf("%s: no parameter or no gradient", name)
+		}
+		d := p.Value.Data()
+		for _, i := range []int{0, len(d) / 2, len(d) - 1} {
+			old := d[i]
+			const h = 1e-2
+			d[i] = old + h
+			up := loss()
+			d[i] = old - h
+			down := loss()
+			d[i] = old
+			want := (up - down) / (2 * h)
+			got := float64(p.Grad.Data()[i])
+			if math.Abs(got-want) > 2e-2*math.Max(1, math.Abs(want)) {
+				t.Errorf("%s[%d]: gradient %g, finite difference %g", name, i, got, want)
 			}
-			scale, errMax := 0.0, 0.0
-			gd := got.Contiguous().Data()
-			for i, w := range want.Data() {
-				scale = math.Max(scale, math.Abs(float64(w)))
-				errMax = math.Max(errMax, math.Abs(float64(gd[i]-w)))
-			}
-			if tol := 1e-4 * math.Max(1, scale); !(errMax <= tol) {
-				t.Errorf("max |got − want| = %g, tolerance %g (max |want| %g)", errMax, tol, scale)
-			}
-		})
+		}
 	}
 }
 
