@@ -142,6 +142,9 @@ func ClipGradNorm(params []*autodiff.Var, maxNorm float32) float32 {
 	var sizes []int
 	for _, p := range params {
 		if p.Grad != nil {
+			// Scale in place: a strided gradient is made contiguous first
+			// so that Data aliases it.
+			p.Grad = p.Grad.Contiguous()
 			g := p.Grad.Data()
 			grads = append(grads, g)
 			sizes = append(sizes, len(g))

@@ -152,6 +152,9 @@ func (l *Loop) Run(ctx context.Context) (Result, error) {
 		if l.Optimizer != nil {
 			bar.Set("lr", float64(l.Optimizer.LR()))
 		}
+		if l.ClipNorm > 0 {
+			bar.Set("gnorm", float64(res.GradNorm))
+		}
 		bar.Update(done, float64(loss))
 
 		last := done == l.Steps

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"tessera/autodiff"
 	"tessera/internal/progress"
@@ -292,5 +294,25 @@ func TestFitToyRegression(t *testing.T) {
 	t.Logf("held-out MSE %.4g -> %.4g (%.0fx)", before, after, before/after)
 	if !(after*10 < before) {
 		t.Errorf("held-out MSE fell from %v to %v, less than 10x", before, after)
+	}
+}
+
+func TestProgressLines(t *testing.T) {
+	var buf bytes.Buffer
+	r := newRun(1, 2, "", 6)
+	r.loop.Progress = progress.Options{Out: &buf, Mode: progress.Plain, Label: "toy", Every: time.Hour}
+	if _, err := r.loop.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	// The first step draws (the bar has never drawn) and the last one;
+	// nothing in between with Every = 1h, and Finish does not repeat it.
+	if n := strings.Count(out, "\n"); n != 2 {
+		t.Errorf("%d lines, want 2:\n%s", n, out)
+	}
+	for _, want := range []string{"toy 1/6 loss ", "toy 6/6 loss ", " lr ", " gnorm ", " it/s"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("progress output lacks %q:\n%s", want, out)
+		}
 	}
 }

@@ -62,6 +62,7 @@ type Bar struct {
 	metrics []metric
 	last    time.Time // time of the last draw
 	lastLen int       // visible length of the last terminal line
+	drawn   int       // step shown by the last draw, -1 before any
 	now     func() time.Time
 }
 
@@ -72,7 +73,7 @@ type metric struct {
 
 // New starts a bar for total steps.
 func New(total int, opt Options) *Bar {
-	b := &Bar{opt: opt, total: total, now: time.Now}
+	b := &Bar{opt: opt, total: total, now: time.Now, drawn: -1}
 	b.out = opt.Out
 	if b.out == nil {
 		b.out = os.Stderr
@@ -177,10 +178,13 @@ func (b *Bar) Printf(format string, args ...any) {
 func (b *Bar) Finish() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.mode == Silent {
-		return
+	switch {
+	case b.mode == Silent:
+	case b.mode == Plain && b.drawn == b.step:
+		// The last line already shows the final state.
+	default:
+		b.draw(b.now(), true)
 	}
-	b.draw(b.now(), true)
 }
 
 // Loss returns the smoothed loss shown by the bar (NaN before any loss).
@@ -201,7 +205,7 @@ func (b *Bar) Line() string {
 }
 
 func (b *Bar) draw(now time.Time, final bool) {
-	b.last = now
+	b.last, b.drawn = now, b.step
 	s := b.line(now, b.mode == Terminal)
 	switch b.mode {
 	case Terminal:
@@ -260,7 +264,10 @@ func (b *Bar) line(now time.Time, withBar bool) string {
 }
 
 func formatRate(r float64) string {
-	if r >= 1 {
+	switch {
+	case r >= 100:
+		return fmt.Sprintf("%.0f it/s", r)
+	case r >= 1:
 		return fmt.Sprintf("%.3g it/s", r)
 	}
 	return fmt.Sprintf("%.3g s/it", 1/r)

@@ -25,7 +25,7 @@ func TestModes(t *testing.T) {
 		want      string // substring of the output
 		wantCR    bool
 	}{
-		{"plain", Plain, 11, "10/10 loss", false},
+		{"plain", Plain, 10, "10/10 loss", false},
 		{"terminal", Terminal, 1, "[========================] 10/10", true},
 		{"silent", Silent, 0, "", false},
 	}
@@ -125,6 +125,22 @@ func TestFormatDuration(t *testing.T) {
 	for _, tc := range tests {
 		if got := formatDuration(tc.sec); got != tc.want {
 			t.Errorf("formatDuration(%v) = %q, want %q", tc.sec, got, tc.want)
+		}
+	}
+}
+
+func TestFormatRate(t *testing.T) {
+	tests := []struct {
+		rate float64
+		want string
+	}{
+		{5570.4, "5570 it/s"},
+		{12.345, "12.3 it/s"},
+		{0.5, "2 s/it"},
+	}
+	for _, tc := range tests {
+		if got := formatRate(tc.rate); got != tc.want {
+			t.Errorf("formatRate(%v) = %q, want %q", tc.rate, got, tc.want)
 		}
 	}
 }
