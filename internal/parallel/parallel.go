@@ -27,7 +27,24 @@ func SetThreads(n int) int {
 type task struct {
 	fn     func(lo, hi int)
 	lo, hi int
-	wg     *sync.WaitGroup
+	join   *join
+}
+
+// join counts a Split's outstanding tasks and signals when none are left.
+type join struct {
+	left atomic.Int32
+	done chan struct{}
+}
+
+func (j *join) finish() {
+	if j.left.Add(-1) == 0 {
+		close(j.done)
+	}
+}
+
+func (t task) run() {
+	t.fn(t.lo, t.hi)
+	t.join.finish()
 }
 
 var (
@@ -44,8 +61,7 @@ func start() {
 	for i := 0; i < n; i++ {
 		go func() {
 			for t := range queue {
-				t.fn(t.lo, t.hi)
-				t.wg.Done()
+				t.run()
 			}
 		}()
 	}
@@ -54,6 +70,8 @@ func start() {
 // For calls fn on disjoint ranges [lo, hi) covering [0, n), in parallel.
 // Ranges hold at least grain items (grain < 1 means 1), so small loops run
 // inline on the caller's goroutine. For returns when every call has.
+// Calls may nest: a caller waiting for its ranges runs queued work itself,
+// so the fixed pool cannot deadlock.
 func For(n, grain int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
@@ -80,12 +98,23 @@ func Split(n, parts int, fn func(lo, hi int)) {
 		return
 	}
 	startOnce.Do(start)
-	var wg sync.WaitGroup
-	wg.Add(parts - 1)
+	j := &join{done: make(chan struct{})}
+	j.left.Store(int32(parts - 1))
 	for p := 1; p < parts; p++ {
-		lo, hi := n*p/parts, n*(p+1)/parts
-		queue <- task{fn: fn, lo: lo, hi: hi, wg: &wg}
+		t := task{fn: fn, lo: n * p / parts, hi: n * (p + 1) / parts, join: j}
+		select {
+		case queue <- t:
+		default: // queue full: do it here rather than block
+			t.run()
+		}
 	}
 	fn(0, n/parts)
-	wg.Wait()
+	for {
+		select {
+		case <-j.done:
+			return
+		case t := <-queue:
+			t.run()
+		}
+	}
 }
