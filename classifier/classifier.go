@@ -77,7 +77,7 @@ func (n *Net) Forward(g *autodiff.Graph, x *autodiff.Var) (logits, features *aut
 	h = g.SiLU(n.Conv2.Forward(g, h))  // [B, 64, 16, 16]
 	h = g.SiLU(n.Conv3.Forward(g, h))  // [B, 64, 8, 8]
 	b := h.Shape()[0]
-	h = g.Reshape(h, b, 64*8*8)          // [B, 4096]
+	h = g.Reshape(h, b, 64*8*8)           // [B, 4096]
 	features = g.SiLU(n.FC.Forward(g, h)) // [B, 128]
 	return n.Head.Forward(g, features), features
 }
