@@ -2,6 +2,7 @@ package llama
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"tessera/tensor"
@@ -65,3 +66,38 @@ func benchDecode(b *testing.B, cfg Config) {
 
 func BenchmarkDecodeDefault(b *testing.B) { benchDecode(b, DefaultConfig()) }
 func BenchmarkDecode27M(b *testing.B)     { benchDecode(b, Config27M()) }
+
+// TestDecodeAllocations checks that a decode step copies neither weights
+// nor the KV cache: the bytes allocated per token do not grow with the
+// context. (What is allocated at all comes from the kernels' scratch
+// buffers and worker hand-offs, not from the decoder.)
+func TestDecodeAllocations(t *testing.T) {
+	cfg := DefaultConfig()
+	e := randomEngine(cfg, 2)
+	perToken := func(context int) float64 {
+		c := newCache(e, context+60)
+		if _, err := c.Prefill(make([]int, context)); err != nil {
+			t.Fatal(err)
+		}
+		tok := 5
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		const steps = 50
+		for range steps {
+			logits, err := c.Decode(tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok = Argmax(logits)
+		}
+		runtime.ReadMemStats(&after)
+		b := float64(after.TotalAlloc-before.TotalAlloc) / steps
+		t.Logf("context %d: %.0f bytes, %.1f allocations per decoded token", context, b, float64(after.Mallocs-before.Mallocs)/steps)
+		return b
+	}
+	short, long := perToken(8), perToken(800)
+	kvLayer := float64(800 * cfg.KVHeads() * cfg.HeadDim() * 4)
+	if long > 1.5*short+1024 || long-short > kvLayer/8 {
+		t.Fatalf("bytes allocated per token grow with the context: %.0f at 8 tokens, %.0f at 800", short, long)
+	}
+}
