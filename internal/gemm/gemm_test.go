@@ -83,20 +83,12 @@ func TestSgemm(t *testing.T) {
 		{64, 80, 520}, {130, 65, 20}, {5, 2100, 3}, {16, 520, 200}, {300, 40, 100},
 	}
 	scalars := []struct{ alpha, beta float32 }{{1, 0}, {0.5, 1}, {-1.5, 0.25}}
-	type tcase struct {
-		name                   string
-		transA, transB         bool
-		m, n, k, lda, ldb, ldc int
-		alpha, beta            float32
-		a, b, c                []float32
-		want, scale            []float64
-	}
 	r := rand.New(rand.NewPCG(1, 2))
-	var cases []tcase
+	var cases []gemmCase
 	for _, s := range shapes {
 		for tr := 0; tr < 4; tr++ {
 			for si, sc := range scalars {
-				tc := tcase{transA: tr&1 != 0, transB: tr&2 != 0, m: s.m, n: s.n, k: s.k, alpha: sc.alpha, beta: sc.beta}
+				tc := gemmCase{transA: tr&1 != 0, transB: tr&2 != 0, m: s.m, n: s.n, k: s.k, alpha: sc.alpha, beta: sc.beta}
 				// Odd cases get row strides wider than the rows.
 				pad := (tr + si) % 2 * 3
 				ar, ac := s.m, s.k
@@ -117,6 +109,23 @@ func TestSgemm(t *testing.T) {
 			}
 		}
 	}
+	defer func(a, b int) { packAMode, packBMode = a, b }(packAMode, packBMode)
+	for _, mode := range []int{packAuto, packAlways, packNever} {
+		packAMode, packBMode = mode, mode
+		t.Run(fmt.Sprintf("pack=%d", mode), func(t *testing.T) { testSgemmCases(t, cases) })
+	}
+}
+
+type gemmCase struct {
+	name                   string
+	transA, transB         bool
+	m, n, k, lda, ldb, ldc int
+	alpha, beta            float32
+	a, b, c                []float32
+	want, scale            []float64
+}
+
+func testSgemmCases(t *testing.T, cases []gemmCase) {
 	forEachPath(t, func(t *testing.T) {
 		for _, tc := range cases {
 			c := make([]float32, len(tc.c))
@@ -288,9 +297,15 @@ func TestSgemmShortSlicePanics(t *testing.T) {
 		call func()
 		msg  string
 	}{
-		{"short A", func() { Sgemm(false, false, 4, 4, 4, 1, make([]float32, 15), 4, make([]float32, 16), 4, 0, make([]float32, 16), 4) }, "A is 4x4"},
-		{"short C", func() { Sgemm(false, false, 4, 4, 4, 1, make([]float32, 16), 4, make([]float32, 16), 4, 0, make([]float32, 15), 4) }, "C is 4x4"},
-		{"narrow stride", func() { Sgemm(false, true, 4, 4, 4, 1, make([]float32, 16), 4, make([]float32, 16), 3, 0, make([]float32, 16), 4) }, "row stride is 3"},
+		{"short A", func() {
+			Sgemm(false, false, 4, 4, 4, 1, make([]float32, 15), 4, make([]float32, 16), 4, 0, make([]float32, 16), 4)
+		}, "A is 4x4"},
+		{"short C", func() {
+			Sgemm(false, false, 4, 4, 4, 1, make([]float32, 16), 4, make([]float32, 16), 4, 0, make([]float32, 15), 4)
+		}, "C is 4x4"},
+		{"narrow stride", func() {
+			Sgemm(false, true, 4, 4, 4, 1, make([]float32, 16), 4, make([]float32, 16), 3, 0, make([]float32, 16), 4)
+		}, "row stride is 3"},
 		{"short x", func() { Sgemv(false, 4, 4, 1, make([]float32, 16), 4, make([]float32, 3), 0, make([]float32, 4)) }, "len(x) >= 4"},
 	}
 	for _, tc := range tests {

@@ -7,16 +7,17 @@
 //
 // Every kernel has the Go signature
 //
-//	func name(k int, a, b, c *float32, ldc int, alpha, beta float32)
+//	func name(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32)
 //
-// and computes, for a packed A micro-panel (k steps of MR floats) and a packed
-// B micro-panel (k steps of NR floats):
+// and computes, for an MR×k panel of A with row stride rsa and column
+// stride csa, and a k×NR panel of B with row stride ldb (a packed panel has
+// rsa = 1, csa = MR, ldb = NR; an unpacked one its matrix's strides):
 //
 //	for i := 0; i < MR; i++ {
 //		for j := 0; j < NR; j++ {
 //			var s float32
 //			for p := 0; p < k; p++ {
-//				s += a[p*MR+i] * b[p*NR+j]
+//				s += a[i*rsa+p*csa] * b[p*ldb+j]
 //			}
 //			if beta == 0 {
 //				c[i*ldc+j] = alpha * s
@@ -39,7 +40,6 @@ type kernel struct {
 	reg    string // "Z" or "Y"
 	width  int    // floats per vector
 	unroll int    // k-loop unroll
-	pfB    int    // prefetch distance on B in k steps (0: none)
 }
 
 func (k kernel) nr() int { return k.nv * k.width }
@@ -54,24 +54,45 @@ func gen(k kernel) {
 	if k.reg == "Y" {
 		limit = 16
 	}
-	if nreg > limit {
-		panic(fmt.Sprintf("%s needs %d registers", k.name, nreg))
+	if nreg > limit || k.mr > 9 {
+		panic(fmt.Sprintf("%s: tile too large", k.name))
 	}
 	acc := func(r, v int) string { return fmt.Sprintf("%s%d", k.reg, r*k.nv+v) }
 	bv := func(v int) string { return fmt.Sprintf("%s%d", k.reg, k.mr*k.nv+v) }
 	tmp := func(i int) string { return fmt.Sprintf("%s%d", k.reg, k.mr*k.nv+k.nv+i%2) }
 	vb := k.width * 4 // bytes per vector
-	nrb := k.nr() * 4 // bytes per B step
-	mrb := k.mr * 4   // bytes per A step
+	// Row r of the A panel is at bases[r/3] + (r%3)*rsa: three rows per base
+	// register, addressed with index scales 1 and 2.
+	bases := []string{"AX", "R12", "R13"}[:(k.mr+2)/3]
+	arow := func(r int) string {
+		b := bases[r/3]
+		switch r % 3 {
+		case 1:
+			return fmt.Sprintf("(%s)(R11*1)", b)
+		case 2:
+			return fmt.Sprintf("(%s)(R11*2)", b)
+		}
+		return fmt.Sprintf("(%s)", b)
+	}
 
-	p("// func %s(k int, a, b, c *float32, ldc int, alpha, beta float32)", k.name)
-	p("TEXT ·%s(SB), NOSPLIT, $0-48", k.name)
+	p("// func %s(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32)", k.name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-72", k.name)
 	p("\tMOVQ k+0(FP), CX")
 	p("\tMOVQ a+8(FP), AX")
-	p("\tMOVQ b+16(FP), BX")
-	p("\tMOVQ c+24(FP), DX")
-	p("\tMOVQ ldc+32(FP), SI")
+	p("\tMOVQ rsa+16(FP), R11")
+	p("\tSHLQ $2, R11")
+	p("\tMOVQ csa+24(FP), R10")
+	p("\tSHLQ $2, R10")
+	p("\tMOVQ b+32(FP), BX")
+	p("\tMOVQ ldb+40(FP), R9")
+	p("\tSHLQ $2, R9")
+	p("\tMOVQ c+48(FP), DX")
+	p("\tMOVQ ldc+56(FP), SI")
 	p("\tSHLQ $2, SI")
+	for i := 1; i < len(bases); i++ {
+		p("\tLEAQ (%s)(R11*2), %s", bases[i-1], bases[i])
+		p("\tADDQ R11, %s", bases[i])
+	}
 	// Prefetch the C tile so its lines arrive while the k-loop runs.
 	p("\tMOVQ DX, DI")
 	for r := 0; r < k.mr; r++ {
@@ -88,23 +109,20 @@ func gen(k kernel) {
 			p("\tVXORPS %s, %s, %s", a, a, a)
 		}
 	}
-	body := func(u int) {
-		offA := u * mrb
-		offB := u * nrb
-		if k.pfB > 0 {
-			for off := 0; off < nrb; off += 64 {
-				p("\tPREFETCHT0 %d(BX)", offB+k.pfB*nrb+off)
-			}
-		}
+	body := func() {
 		for v := 0; v < k.nv; v++ {
-			p("\tVMOVUPS %d(BX), %s", offB+v*vb, bv(v))
+			p("\tVMOVUPS %d(BX), %s", v*vb, bv(v))
 		}
 		for r := 0; r < k.mr; r++ {
 			t := tmp(r)
-			p("\tVBROADCASTSS %d(AX), %s", offA+r*4, t)
+			p("\tVBROADCASTSS %s, %s", arow(r), t)
 			for v := 0; v < k.nv; v++ {
 				p("\tVFMADD231PS %s, %s, %s", bv(v), t, acc(r, v))
 			}
+		}
+		p("\tADDQ R9, BX")
+		for _, b := range bases {
+			p("\tADDQ R10, %s", b)
 		}
 	}
 	p("\tMOVQ CX, R8")
@@ -112,34 +130,30 @@ func gen(k kernel) {
 	p("\tJZ %s_tail", k.name)
 	p("%s_loop:", k.name)
 	for u := 0; u < k.unroll; u++ {
-		body(u)
+		body()
 	}
-	p("\tADDQ $%d, AX", k.unroll*mrb)
-	p("\tADDQ $%d, BX", k.unroll*nrb)
 	p("\tDECQ R8")
 	p("\tJNZ %s_loop", k.name)
 	p("%s_tail:", k.name)
 	p("\tANDQ $%d, CX", k.unroll-1)
 	p("\tJZ %s_update", k.name)
 	p("%s_tailloop:", k.name)
-	body(0)
-	p("\tADDQ $%d, AX", mrb)
-	p("\tADDQ $%d, BX", nrb)
+	body()
 	p("\tDECQ CX")
 	p("\tJNZ %s_tailloop", k.name)
 
 	p("%s_update:", k.name)
 	alpha, beta := bv(0), tmp(0)
-	p("\tVBROADCASTSS alpha+40(FP), %s", alpha)
-	p("\tVBROADCASTSS beta+44(FP), %s", beta)
+	p("\tVBROADCASTSS alpha+64(FP), %s", alpha)
+	p("\tVBROADCASTSS beta+68(FP), %s", beta)
 	for r := 0; r < k.mr; r++ {
 		for v := 0; v < k.nv; v++ {
 			p("\tVMULPS %s, %s, %s", alpha, acc(r, v), acc(r, v))
 		}
 	}
 	// beta == 0 (either sign) never reads C.
-	p("\tMOVL beta+44(FP), R9")
-	p("\tANDL $0x7fffffff, R9")
+	p("\tMOVL beta+68(FP), R8")
+	p("\tANDL $0x7fffffff, R8")
 	p("\tJZ %s_store", k.name)
 	for r := 0; r < k.mr; r++ {
 		for v := 0; v < k.nv; v++ {
@@ -305,8 +319,6 @@ func main() {
 	for _, k := range []kernel{
 		{name: "kernAVX512x6x64", mr: 6, nv: 4, reg: "Z", width: 16, unroll: 4},
 		{name: "kernAVX512x8x48", mr: 8, nv: 3, reg: "Z", width: 16, unroll: 4},
-		{name: "kernAVX512x12x32", mr: 12, nv: 2, reg: "Z", width: 16, unroll: 4},
-		{name: "kernAVX512x14x32", mr: 14, nv: 2, reg: "Z", width: 16, unroll: 4},
 		{name: "kernAVX2x6x16", mr: 6, nv: 2, reg: "Y", width: 8, unroll: 4},
 	} {
 		gen(k)

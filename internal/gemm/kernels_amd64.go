@@ -6,15 +6,16 @@ import "tessera/internal/simd"
 
 //go:generate go run gen_kernels.go
 
-// The micro-kernels below are written by gen_kernels.go. Each multiplies a
-// packed A micro-panel (k steps of MR floats) by a packed B micro-panel
-// (k steps of NR floats) and updates an MR×NR tile of C:
+// The micro-kernels below are written by gen_kernels.go. Each multiplies an
+// MR×k panel of A (row stride rsa, column stride csa) by a k×NR panel of B
+// (row stride ldb) and updates an MR×NR tile of C; packed panels have
+// rsa = 1, csa = MR, ldb = NR. In Go:
 //
 //	for i := 0; i < MR; i++ {
 //		for j := 0; j < NR; j++ {
 //			var s float32
 //			for p := 0; p < k; p++ {
-//				s += a[p*MR+i] * b[p*NR+j]
+//				s += a[i*rsa+p*csa] * b[p*ldb+j]
 //			}
 //			if beta == 0 {
 //				c[i*ldc+j] = alpha * s
@@ -27,34 +28,22 @@ import "tessera/internal/simd"
 // kernAVX512x6x64 is the loop above with MR=6, NR=64 (AVX-512).
 //
 //go:noescape
-func kernAVX512x6x64(k int, a, b, c *float32, ldc int, alpha, beta float32)
+func kernAVX512x6x64(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32)
 
 // kernAVX512x8x48 is the loop above with MR=8, NR=48 (AVX-512).
 //
 //go:noescape
-func kernAVX512x8x48(k int, a, b, c *float32, ldc int, alpha, beta float32)
-
-// kernAVX512x12x32 is the loop above with MR=12, NR=32 (AVX-512).
-//
-//go:noescape
-func kernAVX512x12x32(k int, a, b, c *float32, ldc int, alpha, beta float32)
-
-// kernAVX512x14x32 is the loop above with MR=14, NR=32 (AVX-512).
-//
-//go:noescape
-func kernAVX512x14x32(k int, a, b, c *float32, ldc int, alpha, beta float32)
+func kernAVX512x8x48(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32)
 
 // kernAVX2x6x16 is the loop above with MR=6, NR=16 (AVX2+FMA).
 //
 //go:noescape
-func kernAVX2x6x16(k int, a, b, c *float32, ldc int, alpha, beta float32)
+func kernAVX2x6x16(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32)
 
 var (
 	avx512Kernels = map[string]*microKernel{
-		"6x64":  {name: "avx512 6x64", mr: 6, nr: 64, mc: 96, kc: 256, nc: 2048, asm: kernAVX512x6x64},
-		"8x48":  {name: "avx512 8x48", mr: 8, nr: 48, mc: 96, kc: 256, nc: 2016, asm: kernAVX512x8x48},
-		"12x32": {name: "avx512 12x32", mr: 12, nr: 32, mc: 96, kc: 256, nc: 2048, asm: kernAVX512x12x32},
-		"14x32": {name: "avx512 14x32", mr: 14, nr: 32, mc: 98, kc: 256, nc: 2048, asm: kernAVX512x14x32},
+		"6x64": {name: "avx512 6x64", mr: 6, nr: 64, mc: 96, kc: 256, nc: 2048, asm: kernAVX512x6x64},
+		"8x48": {name: "avx512 8x48", mr: 8, nr: 48, mc: 96, kc: 256, nc: 2016, asm: kernAVX512x8x48},
 	}
 	avx512Kernel = avx512Kernels["6x64"]
 	avx2Kernel   = &microKernel{name: "avx2 6x16", mr: 6, nr: 16, mc: 72, kc: 256, nc: 2048, asm: kernAVX2x6x16}

@@ -11,22 +11,29 @@ type microKernel struct {
 	name       string
 	mr, nr     int // register tile
 	mc, kc, nc int // cache blocks: A block mc×kc (L2), B panel kc×nc (L3)
-	asm        func(k int, a, b, c *float32, ldc int, alpha, beta float32)
-	gen        func(k int, a, b, c []float32, ldc int, alpha, beta float32)
+	asm        func(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32)
+	gen        func(k int, a []float32, rsa, csa int, b []float32, ldb int, c []float32, ldc int, alpha, beta float32)
 }
 
-// call runs the kernel on packed panels a, b and the tile at c.
-func (kr *microKernel) call(k int, a, b, c []float32, ldc int, alpha, beta float32) {
+// call runs the kernel on the MR×k panel a (strides rsa, csa), the k×NR
+// panel b (row stride ldb) and the MR×NR tile at c; see kernels_amd64.go
+// for the loop it computes.
+func (kr *microKernel) call(k int, a []float32, rsa, csa int, b []float32, ldb int, c []float32, ldc int, alpha, beta float32) {
+	// The assembly trusts its arguments: check the far corners here.
+	_ = a[(kr.mr-1)*rsa+(k-1)*csa]
+	_ = b[(k-1)*ldb+kr.nr-1]
+	_ = c[(kr.mr-1)*ldc+kr.nr-1]
 	if kr.asm != nil {
-		kr.asm(k, &a[0], &b[0], &c[0], ldc, alpha, beta)
+		kr.asm(k, &a[0], rsa, csa, &b[0], ldb, &c[0], ldc, alpha, beta)
 		return
 	}
-	kr.gen(k, a, b, c, ldc, alpha, beta)
+	kr.gen(k, a, rsa, csa, b, ldb, c, ldc, alpha, beta)
 }
 
 // workspace holds one worker's packing buffers and edge tile.
 type workspace struct {
 	ap, bp, tile []float32
+	aedge, bedge []float32 // one zero-padded edge panel of A and of B
 }
 
 var workspaces sync.Pool
@@ -40,6 +47,8 @@ func getWorkspace(kr *microKernel) *workspace {
 	ws.ap = alignedBuf(ws.ap, roundUp(kr.mc, kr.mr)*kr.kc)
 	ws.bp = alignedBuf(ws.bp, roundUp(kr.nc, kr.nr)*kr.kc)
 	ws.tile = alignedBuf(ws.tile, kr.mr*kr.nr)
+	ws.aedge = alignedBuf(ws.aedge, kr.mr*kr.kc)
+	ws.bedge = alignedBuf(ws.bedge, kr.nr*kr.kc)
 	return ws
 }
 
@@ -59,12 +68,36 @@ func alignedBuf(buf []float32, n int) []float32 {
 
 func roundUp(x, m int) int { return (x + m - 1) / m * m }
 
+// Packing policy, for tuning: packAuto decides by shape, packAlways and
+// packNever force it where the layout allows.
+const (
+	packAuto = iota
+	packAlways
+	packNever
+)
+
+var packAMode, packBMode = packAuto, packAuto
+
+// packBMinRows is the number of rows of C from which a row-major B is packed:
+// below it each B panel is reused too few times to repay the copy, and the
+// kernel reads B in place.
+const packBMinRows = 256
+
 // sgemmBlocked computes C = alpha*op(A)*op(B) + beta*C for one worker's
-// share, by cache blocks: for each kc×nc panel of B (packed once) and each
-// mc×kc block of A (packed once per panel), the micro-kernel sweeps the
-// register tiles. k > 0 and alpha != 0.
+// share, by cache blocks: for each kc×nc panel of B and each mc×kc block of
+// A the micro-kernel sweeps the register tiles. Panels are packed into
+// contiguous micro-panels unless the kernel can read them in place (A in
+// either layout; B untransposed when few rows of C reuse it); edge panels
+// are always packed with zero padding. k > 0 and alpha != 0.
 func sgemmBlocked(kr *microKernel, ws *workspace, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	mr, nr := kr.mr, kr.nr
+	directA := packAMode != packAlways
+	directB := !transB && (packBMode == packNever || packBMode == packAuto && m < packBMinRows)
+	// op(A)(i, p) = a[i*ars+p*acs].
+	ars, acs := lda, 1
+	if transA {
+		ars, acs = 1, lda
+	}
 	for jc := 0; jc < n; jc += kr.nc {
 		nc := min(kr.nc, n-jc)
 		for pc := 0; pc < k; pc += kr.kc {
@@ -75,22 +108,42 @@ func sgemmBlocked(kr *microKernel, ws *workspace, transA, transB bool, m, n, k i
 			if pc > 0 {
 				bet = 1
 			}
-			packB(ws.bp, b, ldb, transB, pc, kc, jc, nc, nr)
+			if !directB {
+				packB(ws.bp, b, ldb, transB, pc, kc, jc, nc, nr)
+			} else if nc%nr != 0 {
+				packB(ws.bedge, b, ldb, transB, pc, kc, jc+nc/nr*nr, nc%nr, nr)
+			}
 			for ic := 0; ic < m; ic += kr.mc {
 				mc := min(kr.mc, m-ic)
-				packA(ws.ap, a, lda, transA, ic, mc, pc, kc, mr)
+				if !directA {
+					packA(ws.ap, a, lda, transA, ic, mc, pc, kc, mr)
+				} else if mc%mr != 0 {
+					packA(ws.aedge, a, lda, transA, ic+mc/mr*mr, mc%mr, pc, kc, mr)
+				}
 				for jr := 0; jr < nc; jr += nr {
-					bpan := ws.bp[jr*kc : (jr+nr)*kc]
 					cols := min(nr, nc-jr)
+					bpan, bld := ws.bp[jr*kc:], nr
+					if directB {
+						bpan, bld = b[pc*ldb+jc+jr:], ldb
+						if cols < nr {
+							bpan, bld = ws.bedge, nr
+						}
+					}
 					for ir := 0; ir < mc; ir += mr {
-						apan := ws.ap[ir*kc : (ir+mr)*kc]
 						rows := min(mr, mc-ir)
+						apan, rsa, csa := ws.ap[ir*kc:], 1, mr
+						if directA {
+							apan, rsa, csa = a[(ic+ir)*ars+pc*acs:], ars, acs
+							if rows < mr {
+								apan, rsa, csa = ws.aedge, 1, mr
+							}
+						}
 						ci := (ic+ir)*ldc + jc + jr
 						if rows == mr && cols == nr {
-							kr.call(kc, apan, bpan, c[ci:], ldc, alpha, bet)
+							kr.call(kc, apan, rsa, csa, bpan, bld, c[ci:], ldc, alpha, bet)
 							continue
 						}
-						kr.call(kc, apan, bpan, ws.tile, nr, alpha, 0)
+						kr.call(kc, apan, rsa, csa, bpan, bld, ws.tile, nr, alpha, 0)
 						mergeTile(c[ci:], ldc, ws.tile, nr, rows, cols, bet)
 					}
 				}

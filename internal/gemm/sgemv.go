@@ -13,7 +13,7 @@ const gemvParallelMin = 1 << 16
 
 // gemvColBlock bounds the slice of y one pass of the transposed kernel
 // updates, so that it stays in L1 while the rows stream past.
-const gemvColBlock = 2048
+const gemvColBlock = 4096
 
 // gemv computes y = alpha*op(A)*x + beta*y for contiguous x and y, where A
 // is m×n with row stride lda: op(A) = A (len(y) = m, len(x) = n) or Aᵀ
@@ -29,15 +29,32 @@ func gemv(trans bool, m, n int, alpha float32, a []float32, lda int, x []float32
 		parallel.For(m, 16, run)
 		return
 	}
-	run := func(lo, hi int) { gemvCols(l, m, lo, hi, alpha, a, lda, x, beta, y) }
-	if m*n < gemvParallelMin {
-		run(0, n)
+	if m*n < gemvParallelMin || parallel.Threads() < 2 || m < 8 {
+		gemvCols(l, 0, m, 0, n, alpha, a, lda, x, beta, y)
 		return
 	}
-	// Split the columns in multiples of 32 floats so each worker's y slice
-	// starts on a cache line and its vector loop has no scalar tail.
-	chunks := (n + 31) / 32
-	parallel.For(chunks, 4, func(lo, hi int) { run(lo*32, min(hi*32, n)) })
+	// Each worker streams its own band of rows into a private copy of y, so
+	// that every worker reads memory sequentially; the copies are summed at
+	// the end (n per worker, against m*n/parts streamed).
+	parts := min(parallel.Threads(), m/4)
+	bufs := make([]*[]float32, parts)
+	for p := range bufs {
+		bufs[p] = getVec(n)
+	}
+	parallel.Split(m, parts, func(lo, hi int) {
+		p := lo * parts / m
+		if lo*parts%m != 0 {
+			p++
+		}
+		gemvCols(l, lo, hi, 0, n, alpha, a, lda, x, 0, *bufs[p])
+	})
+	scaleVec(y, beta)
+	for _, bp := range bufs {
+		for j, v := range *bp {
+			y[j] += v
+		}
+		release(bp)
+	}
 }
 
 // gemvRows computes y[i] for lo <= i < hi of the untransposed product.
@@ -63,22 +80,22 @@ func gemvRows(l simd.Level, lo, hi, n int, alpha float32, a []float32, lda int, 
 	}
 }
 
-// gemvCols computes y[lo:hi] of the transposed product, y = alpha*Aᵀx +
-// beta*y, with A m×(≥hi).
-func gemvCols(l simd.Level, m, lo, hi int, alpha float32, a []float32, lda int, x []float32, beta float32, y []float32) {
-	for j0 := lo; j0 < hi; j0 += gemvColBlock {
-		j1 := min(j0+gemvColBlock, hi)
-		yb := y[j0:j1]
+// gemvCols computes y[j0:j1] = alpha*Σ_{lo<=i<hi} x[i]*A[i, j0:j1] + beta*y[j0:j1]
+// (one band of rows of the transposed product).
+func gemvCols(l simd.Level, lo, hi, j0, j1 int, alpha float32, a []float32, lda int, x []float32, beta float32, y []float32) {
+	for jb := j0; jb < j1; jb += gemvColBlock {
+		je := min(jb+gemvColBlock, j1)
+		yb := y[jb:je]
 		scaleVec(yb, beta)
 		var s [4]float32
-		i := 0
-		for ; i+4 <= m; i += 4 {
+		i := lo
+		for ; i+4 <= hi; i += 4 {
 			s = [4]float32{alpha * x[i], alpha * x[i+1], alpha * x[i+2], alpha * x[i+3]}
-			axpy4(l, j1-j0, yb, a[i*lda+j0:], lda, &s)
+			axpy4(l, je-jb, yb, a[i*lda+jb:], lda, &s)
 		}
-		for ; i < m; i++ {
+		for ; i < hi; i++ {
 			s := alpha * x[i]
-			row := a[i*lda+j0 : i*lda+j1]
+			row := a[i*lda+jb : i*lda+je]
 			for j, v := range row {
 				yb[j] += s * v
 			}
@@ -141,18 +158,23 @@ func axpy4Go(y, a []float32, lda int, s *[4]float32) {
 
 var vecPool = sync.Pool{New: func() any { return new([]float32) }}
 
-// gather copies the n elements src[0], src[inc], … into a pooled buffer;
-// release returns it.
-func gather(src []float32, n, inc int) *[]float32 {
+// getVec returns a pooled buffer of n floats; release returns it.
+func getVec(n int) *[]float32 {
 	bp := vecPool.Get().(*[]float32)
 	if cap(*bp) < n {
 		*bp = make([]float32, n)
 	}
-	buf := (*bp)[:n]
-	for i := range buf {
+	*bp = (*bp)[:n]
+	return bp
+}
+
+// gather copies the n elements src[0], src[inc], … into a pooled buffer;
+// release returns it.
+func gather(src []float32, n, inc int) *[]float32 {
+	bp := getVec(n)
+	for i, buf := 0, *bp; i < n; i++ {
 		buf[i] = src[i*inc]
 	}
-	*bp = buf
 	return bp
 }
 
