@@ -124,20 +124,14 @@ type namedLinear struct {
 	l    *Linear
 }
 
-// namedLinears finds the Linear layers of model through their weights'
-// names: "x.y.weight" belongs to the Linear at "x.y".
+// namedLinears finds the Linear layers reachable from model through
+// tagged fields, each once, named by its checkpoint prefix ("blocks.0.attn.qkv").
 func namedLinears(model any) []namedLinear {
 	var out []namedLinear
-	collectLinears(model, "", &out)
-	slices.SortStableFunc(out, func(a, b namedLinear) int { return naturalCompare(a.name, b.name) })
-	return out
-}
-
-func collectLinears(model any, prefix string, out *[]namedLinear) {
 	seen := map[*Linear]bool{}
 	linType := reflect.TypeFor[Linear]()
 	ptrType := reflect.TypeFor[*Linear]()
-	visit(reflect.ValueOf(model), prefix, func(v reflect.Value, name string) bool {
+	visit(reflect.ValueOf(model), "", func(v reflect.Value, name string) bool {
 		var l *Linear
 		switch {
 		case v.Type() == ptrType && !v.IsNil():
@@ -151,8 +145,10 @@ func collectLinears(model any, prefix string, out *[]namedLinear) {
 		}
 		if !seen[l] {
 			seen[l] = true
-			*out = append(*out, namedLinear{name, l})
+			out = append(out, namedLinear{name, l})
 		}
 		return false
 	})
+	slices.SortStableFunc(out, func(a, b namedLinear) int { return naturalCompare(a.name, b.name) })
+	return out
 }
