@@ -21,13 +21,23 @@ const parallelMinFlops = 96 * 96 * 96
 
 // Info names the SGEMM micro-kernel the current level runs, e.g.
 // "avx512 6x64".
-func Info() string { return kernelFor(simd.Current()).name }
+func Info() string { return kernelFor(simd.Current(), 0, 0).name }
 
-func kernelFor(l simd.Level) *microKernel {
-	if kr := archKernel(l); kr != nil {
-		return kr
+// kernelFor picks the micro-kernel of level l for an m×n product: the one
+// whose register tiles cover it with the least padding, the default on ties
+// (or when m, n are 0).
+func kernelFor(l simd.Level, m, n int) *microKernel {
+	ks := archKernels(l)
+	if len(ks) == 0 {
+		return genericKernel
 	}
-	return genericKernel
+	best, bestArea := ks[0], roundUp(m, ks[0].mr)*roundUp(n, ks[0].nr)
+	for _, kr := range ks[1:] {
+		if area := roundUp(m, kr.mr) * roundUp(n, kr.nr); area < bestArea {
+			best, bestArea = kr, area
+		}
+	}
+	return best
 }
 
 // Sgemm computes C = alpha*op(A)*op(B) + beta*C on row-major matrices, where
@@ -92,7 +102,7 @@ func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		finish(xb, nil, nil, 0, 0)
 		return
 	}
-	sgemm(kernelFor(simd.Current()), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	sgemm(kernelFor(simd.Current(), m, n), transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // Sgemv computes y = alpha*op(A)*x + beta*y, where A is m×n row-major with

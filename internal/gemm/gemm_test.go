@@ -77,6 +77,20 @@ func refGemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda i
 const sentinel = float32(-12345.5)
 
 func TestSgemm(t *testing.T) {
+	cases := gemmCases()
+	defer func(a, b int) { packAMode, packBMode = a, b }(packAMode, packBMode)
+	for _, mode := range []int{packAuto, packAlways, packNever} {
+		packAMode, packBMode = mode, mode
+		t.Run(fmt.Sprintf("pack=%d", mode), func(t *testing.T) {
+			forEachPath(t, func(t *testing.T) { testSgemmCases(t, cases, Sgemm) })
+		})
+	}
+}
+
+// gemmCases builds the SGEMM table: awkward shapes (1, 7, 17, 33, 100, 129,
+// k beyond one cache block, n beyond one panel), every transpose pair, three
+// alpha/beta pairs, and row strides wider than the rows.
+func gemmCases() []gemmCase {
 	shapes := []struct{ m, n, k int }{
 		{1, 1, 1}, {1, 7, 17}, {7, 1, 33}, {2, 3, 1}, {17, 33, 7}, {33, 17, 100},
 		{100, 129, 33}, {129, 100, 129}, {6, 64, 256}, {14, 32, 257}, {8, 48, 300},
@@ -109,11 +123,7 @@ func TestSgemm(t *testing.T) {
 			}
 		}
 	}
-	defer func(a, b int) { packAMode, packBMode = a, b }(packAMode, packBMode)
-	for _, mode := range []int{packAuto, packAlways, packNever} {
-		packAMode, packBMode = mode, mode
-		t.Run(fmt.Sprintf("pack=%d", mode), func(t *testing.T) { testSgemmCases(t, cases) })
-	}
+	return cases
 }
 
 type gemmCase struct {
@@ -125,27 +135,31 @@ type gemmCase struct {
 	want, scale            []float64
 }
 
-func testSgemmCases(t *testing.T, cases []gemmCase) {
-	forEachPath(t, func(t *testing.T) {
-		for _, tc := range cases {
-			c := make([]float32, len(tc.c))
-			for i := range c {
-				col := i % tc.ldc
-				switch {
-				case col >= tc.n:
-					c[i] = sentinel // stride padding: must stay untouched
-				case tc.beta == 0:
-					c[i] = float32(math.NaN()) // must never be read
-				default:
-					c[i] = tc.c[i]
-				}
-			}
-			Sgemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, tc.a, tc.lda, tc.b, tc.ldb, tc.beta, c, tc.ldc)
-			if err := checkResult(c, tc.ldc, tc.m, tc.n, tc.want, tc.scale); err != nil {
-				t.Fatalf("%s: %v", tc.name, err)
+// sgemmFunc has the signature of Sgemm.
+type sgemmFunc func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
+
+// testSgemmCases runs the table through f, with C's stride padding holding a
+// sentinel and, where beta == 0, its elements NaN.
+func testSgemmCases(t *testing.T, cases []gemmCase, f sgemmFunc) {
+	t.Helper()
+	for _, tc := range cases {
+		c := make([]float32, len(tc.c))
+		for i := range c {
+			col := i % tc.ldc
+			switch {
+			case col >= tc.n:
+				c[i] = sentinel // stride padding: must stay untouched
+			case tc.beta == 0:
+				c[i] = float32(math.NaN()) // must never be read
+			default:
+				c[i] = tc.c[i]
 			}
 		}
-	})
+		f(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, tc.a, tc.lda, tc.b, tc.ldb, tc.beta, c, tc.ldc)
+		if err := checkResult(c, tc.ldc, tc.m, tc.n, tc.want, tc.scale); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+	}
 }
 
 // checkResult compares an m×n result with row stride ld to the reference,

@@ -11,7 +11,7 @@ import (
 // BenchmarkKernel measures each assembly micro-kernel alone on L1/L2-resident
 // panels: the ceiling the blocked driver can reach.
 func BenchmarkKernel(b *testing.B) {
-	kernels := map[string]*microKernel{"avx2 6x16": avx2Kernel}
+	kernels := map[string]*microKernel{"avx2 6x16": avx2Choices[0]}
 	for name, kr := range avx512Kernels {
 		kernels["avx512 "+name] = kr
 	}

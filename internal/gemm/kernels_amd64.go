@@ -42,20 +42,23 @@ func kernAVX2x6x16(k int, a *float32, rsa, csa int, b *float32, ldb int, c *floa
 
 var (
 	avx512Kernels = map[string]*microKernel{
-		"6x64": {name: "avx512 6x64", mr: 6, nr: 64, mc: 96, kc: 256, nc: 2048, asm: kernAVX512x6x64},
-		"8x48": {name: "avx512 8x48", mr: 8, nr: 48, mc: 96, kc: 256, nc: 2016, asm: kernAVX512x8x48},
+		"6x64": {name: "avx512 6x64", mr: 6, nr: 64, mc: 96, kc: 512, nc: 1024, asm: kernAVX512x6x64},
+		"8x48": {name: "avx512 8x48", mr: 8, nr: 48, mc: 96, kc: 512, nc: 1008, asm: kernAVX512x8x48},
 	}
-	avx512Kernel = avx512Kernels["6x64"]
-	avx2Kernel   = &microKernel{name: "avx2 6x16", mr: 6, nr: 16, mc: 72, kc: 256, nc: 2048, asm: kernAVX2x6x16}
+	// The first kernel is the default; the others are taken for shapes
+	// they tile with less padding.
+	avx512Choices = []*microKernel{avx512Kernels["6x64"], avx512Kernels["8x48"]}
+	avx2Choices   = []*microKernel{{name: "avx2 6x16", mr: 6, nr: 16, mc: 96, kc: 512, nc: 1024, asm: kernAVX2x6x16}}
 )
 
-// archKernel returns the assembly micro-kernel for level l, or nil.
-func archKernel(l simd.Level) *microKernel {
+// archKernels returns the assembly micro-kernels for level l, default
+// first, or nil.
+func archKernels(l simd.Level) []*microKernel {
 	switch l {
 	case simd.AVX512:
-		return avx512Kernel
+		return avx512Choices
 	case simd.AVX2:
-		return avx2Kernel
+		return avx2Choices
 	}
 	return nil
 }

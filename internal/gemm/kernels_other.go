@@ -4,5 +4,5 @@ package gemm
 
 import "tessera/internal/simd"
 
-// archKernel returns nil: without assembly every level runs the Go kernel.
-func archKernel(simd.Level) *microKernel { return nil }
+// archKernels returns nil: without assembly every level runs the Go kernel.
+func archKernels(simd.Level) []*microKernel { return nil }
