@@ -2,8 +2,10 @@ package gemm
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"tessera/internal/parallel"
 )
@@ -44,9 +46,16 @@ func benchGemm(b *testing.B, transA, transB bool, m, n, k, threads int) {
 		ldb = k
 	}
 	Sgemm(transA, transB, m, n, k, 1, a, lda, bb, ldb, 0, c, n)
+	// The machine is shared, so besides the mean rate report the best single
+	// call, which is what the PyTorch peer (gemm.py) reports too.
+	best := time.Duration(math.MaxInt64)
 	b.ResetTimer()
 	for b.Loop() {
+		t0 := time.Now()
 		Sgemm(transA, transB, m, n, k, 1, a, lda, bb, ldb, 0, c, n)
+		best = min(best, time.Since(t0))
 	}
-	b.ReportMetric(2*float64(m)*float64(n)*float64(k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	flops := 2 * float64(m) * float64(n) * float64(k)
+	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	b.ReportMetric(flops/best.Seconds()/1e9, "best-GFLOP/s")
 }

@@ -286,6 +286,69 @@ func genAxpy4(name, reg string, width int) {
 	p("")
 }
 
+// genTranspose16 writes transpose16x16: dst[j*ldd+i] = src[i*lds+j] for
+// i, j < 16, in four shuffle stages over 32 Z registers.
+func genTranspose16(name string) {
+	z := func(i int) string { return fmt.Sprintf("Z%d", i) }
+	p("// func %s(src *float32, lds int, dst *float32, ldd int)", name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-32", name)
+	p("\tMOVQ src+0(FP), AX")
+	p("\tMOVQ lds+8(FP), BX")
+	p("\tSHLQ $2, BX")
+	p("\tMOVQ dst+16(FP), DX")
+	p("\tMOVQ ldd+24(FP), SI")
+	p("\tSHLQ $2, SI")
+	for r := 0; r < 16; r++ {
+		p("\tVMOVUPS (AX), %s", z(r))
+		if r < 15 {
+			p("\tADDQ BX, AX")
+		}
+	}
+	// Stage 1: interleave row pairs: [a0 b0 a1 b1 | …] and [a2 b2 a3 b3 | …].
+	for g := 0; g < 4; g++ {
+		for q := 0; q < 2; q++ {
+			a, b := 4*g+2*q, 4*g+2*q+1
+			p("\tVUNPCKLPS %s, %s, %s", z(b), z(a), z(16+4*g+2*q))
+			p("\tVUNPCKHPS %s, %s, %s", z(b), z(a), z(16+4*g+2*q+1))
+		}
+	}
+	// Stage 2: each 128-bit lane of Z(4g+c) holds column 4L+c of rows
+	// 4g … 4g+3.
+	for g := 0; g < 4; g++ {
+		lo0, hi0, lo1, hi1 := z(16+4*g), z(16+4*g+1), z(16+4*g+2), z(16+4*g+3)
+		p("\tVSHUFPS $0x44, %s, %s, %s", lo1, lo0, z(4*g))
+		p("\tVSHUFPS $0xEE, %s, %s, %s", lo1, lo0, z(4*g+1))
+		p("\tVSHUFPS $0x44, %s, %s, %s", hi1, hi0, z(4*g+2))
+		p("\tVSHUFPS $0xEE, %s, %s, %s", hi1, hi0, z(4*g+3))
+	}
+	// Stage 3: pair row groups (0,1) and (2,3) lane-wise.
+	for c := 0; c < 4; c++ {
+		for h := 0; h < 2; h++ {
+			u0, u1 := z(4*(2*h)+c), z(4*(2*h+1)+c)
+			p("\tVSHUFF32X4 $0x44, %s, %s, %s", u1, u0, z(16+8*h+2*c))
+			p("\tVSHUFF32X4 $0xEE, %s, %s, %s", u1, u0, z(16+8*h+2*c+1))
+		}
+	}
+	// Stage 4: gather lane L of the four groups into output row 4L+c.
+	for c := 0; c < 4; c++ {
+		lo0, hi0 := z(16+2*c), z(16+2*c+1)
+		lo1, hi1 := z(16+8+2*c), z(16+8+2*c+1)
+		p("\tVSHUFF32X4 $0x88, %s, %s, %s", lo1, lo0, z(c))
+		p("\tVSHUFF32X4 $0xDD, %s, %s, %s", lo1, lo0, z(4+c))
+		p("\tVSHUFF32X4 $0x88, %s, %s, %s", hi1, hi0, z(8+c))
+		p("\tVSHUFF32X4 $0xDD, %s, %s, %s", hi1, hi0, z(12+c))
+	}
+	for r := 0; r < 16; r++ {
+		p("\tVMOVUPS %s, (DX)", z(r))
+		if r < 15 {
+			p("\tADDQ SI, DX")
+		}
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
 func writeFile(name string) {
 	if err := os.WriteFile(name, w.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -323,6 +386,7 @@ func main() {
 	} {
 		gen(k)
 	}
+	genTranspose16("transpose16x16AVX512")
 	writeFile("sgemm_amd64.s")
 	header()
 	genDot4("dot4AVX512", "Z", 16)

@@ -62,3 +62,39 @@ func archKernels(l simd.Level) []*microKernel {
 	}
 	return nil
 }
+
+// transpose16x16AVX512 is
+//
+//	for i := 0; i < 16; i++ {
+//		for j := 0; j < 16; j++ {
+//			dst[j*ldd+i] = src[i*lds+j]
+//		}
+//	}
+//
+//go:noescape
+func transpose16x16AVX512(src *float32, lds int, dst *float32, ldd int)
+
+// transposeBlock is, for rows rows of src (row stride lds) of n floats each:
+//
+//	for r := 0; r < rows; r++ {
+//		for p := 0; p < n; p++ {
+//			dst[p*ldd+r] = src[r*lds+p]
+//		}
+//	}
+//
+// It returns how many leading columns p it handled (a multiple of 16,
+// possibly 0); the caller finishes the rest.
+func transposeBlock(rows, n int, src []float32, lds int, dst []float32, ldd int) int {
+	if simd.Current() < simd.AVX512 || rows%16 != 0 || n < 16 {
+		return 0
+	}
+	done := n &^ 15
+	_ = src[(rows-1)*lds+done-1]
+	_ = dst[(done-1)*ldd+rows-1]
+	for r := 0; r < rows; r += 16 {
+		for p := 0; p < done; p += 16 {
+			transpose16x16AVX512(&src[r*lds+p], lds, &dst[p*ldd+r], ldd)
+		}
+	}
+	return done
+}

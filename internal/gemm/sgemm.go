@@ -218,9 +218,10 @@ func packB(dst, b []float32, ldb int, transB bool, p0, kc, j0, nc, nr int) {
 		if cols < nr {
 			clear(d)
 		}
-		for j := 0; j < cols; j++ {
-			src := b[(j0+jr+j)*ldb+p0 : (j0+jr+j)*ldb+p0+kc]
-			packStrided(d[j:], src, nr)
+		src := b[(j0+jr)*ldb+p0:]
+		done := transposeBlock(cols, kc, src, ldb, d, nr)
+		for j := 0; j < cols && done < kc; j++ {
+			packStrided(d[done*nr+j:], src[j*ldb+done:j*ldb+kc], nr)
 		}
 	}
 }
