@@ -10,6 +10,7 @@ package gemm
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"tessera/internal/parallel"
 	"tessera/internal/simd"
@@ -165,69 +166,76 @@ func finish(xb, yb *[]float32, c []float32, m, ldc int) {
 	}
 }
 
-// sgemm runs the blocked product, split across the worker pool along M or
-// N when it is big enough.
+// sgemm runs the blocked product, split across the worker pool when it is
+// big enough. The work is cut into more chunks than workers, which take
+// them in turn: a worker that starts late or is preempted on a shared
+// machine then does less, instead of holding up the others.
 func sgemm(kr *microKernel, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	threads := parallel.Threads()
 	if m*n*k < parallelMinFlops {
 		threads = 1
 	}
-	alongM, parts := splitPlan(kr, m, n, k, threads)
-	if parts <= 1 {
+	alongM, chunks := splitPlan(kr, m, n, threads)
+	if chunks <= 1 {
 		ws := getWorkspace(kr)
 		sgemmBlocked(kr, ws, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		workspaces.Put(ws)
 		return
 	}
-	unit, total := kr.mr, (m+kr.mr-1)/kr.mr
+	unit, dim := kr.mr, m
 	if !alongM {
-		unit, total = kr.nr, (n+kr.nr-1)/kr.nr
+		unit, dim = kr.nr, n
 	}
-	parallel.Split(total, parts, func(lo, hi int) {
-		lo, hi = lo*unit, hi*unit
-		if alongM {
-			hi = min(hi, m)
-		} else {
-			hi = min(hi, n)
-		}
-		if lo >= hi {
-			return
-		}
+	tiles := (dim + unit - 1) / unit
+	var next atomic.Int64
+	parallel.Split(threads, min(threads, chunks), func(_, _ int) {
 		ws := getWorkspace(kr)
 		defer workspaces.Put(ws)
-		if alongM {
-			aoff := lo * lda
-			if transA {
-				aoff = lo
+		for {
+			ch := int(next.Add(1) - 1)
+			if ch >= chunks {
+				return
 			}
-			sgemmBlocked(kr, ws, transA, transB, hi-lo, n, k, alpha, a[aoff:], lda, b, ldb, beta, c[lo*ldc:], ldc)
-			return
+			lo, hi := tiles*ch/chunks*unit, min(tiles*(ch+1)/chunks*unit, dim)
+			if alongM {
+				aoff := lo * lda
+				if transA {
+					aoff = lo
+				}
+				sgemmBlocked(kr, ws, transA, transB, hi-lo, n, k, alpha, a[aoff:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+				continue
+			}
+			boff := lo
+			if transB {
+				boff = lo * ldb
+			}
+			sgemmBlocked(kr, ws, transA, transB, m, hi-lo, k, alpha, a, lda, b[boff:], ldb, beta, c[lo:], ldc)
 		}
-		boff := lo
-		if transB {
-			boff = lo * ldb
-		}
-		sgemmBlocked(kr, ws, transA, transB, m, hi-lo, k, alpha, a, lda, b[boff:], ldb, beta, c[lo:], ldc)
 	})
 }
 
-// splitPlan chooses the dimension to split over threads workers and the
-// number of parts: the one whose largest share (in whole register tiles,
-// plus the panel of the other operand that every worker packs again) costs
-// least.
-func splitPlan(kr *microKernel, m, n, k, threads int) (alongM bool, parts int) {
+// Chunking of a parallel product: about chunksPerThread chunks per worker,
+// none narrower than minChunkCols columns or shorter than minChunkRows rows.
+// Splitting N costs nothing extra (each chunk packs only its own columns of
+// B), so it is preferred when every worker gets splitMinCols columns;
+// otherwise M is split, and each chunk packs B again.
+const (
+	chunksPerThread = 4
+	minChunkCols    = 128
+	minChunkRows    = 256
+	splitMinCols    = 256
+)
+
+// splitPlan chooses the dimension to split an m×n product along for threads
+// workers and the number of chunks (1: run it whole).
+func splitPlan(kr *microKernel, m, n, threads int) (alongM bool, chunks int) {
 	if threads <= 1 {
 		return true, 1
 	}
-	tm, tn := (m+kr.mr-1)/kr.mr, (n+kr.nr-1)/kr.nr
-	pm, pn := min(threads, tm), min(threads, tn)
-	// Cost in multiply-adds; a packed element is counted as packCost of them.
-	const packCost = 16
-	share := func(t, p int) int { return (t + p - 1) / p }
-	costM := share(tm, pm)*kr.mr*tn*kr.nr*k + packCost*(k*n+share(tm, pm)*kr.mr*k)
-	costN := share(tn, pn)*kr.nr*tm*kr.mr*k + packCost*(k*m+share(tn, pn)*kr.nr*k)
-	if costM <= costN {
-		return true, pm
+	if n >= threads*splitMinCols {
+		tn := (n + kr.nr - 1) / kr.nr
+		return false, max(min(tn, threads*chunksPerThread, n/minChunkCols), 1)
 	}
-	return false, pn
+	tm := (m + kr.mr - 1) / kr.mr
+	return true, max(min(tm, threads), min(tm, threads*chunksPerThread, m/minChunkRows), 1)
 }

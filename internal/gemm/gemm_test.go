@@ -94,7 +94,7 @@ func gemmCases() []gemmCase {
 	shapes := []struct{ m, n, k int }{
 		{1, 1, 1}, {1, 7, 17}, {7, 1, 33}, {2, 3, 1}, {17, 33, 7}, {33, 17, 100},
 		{100, 129, 33}, {129, 100, 129}, {6, 64, 256}, {14, 32, 257}, {8, 48, 300},
-		{64, 80, 520}, {130, 65, 20}, {5, 2100, 3}, {16, 520, 200}, {300, 40, 100},
+		{64, 80, 520}, {130, 65, 20}, {5, 2100, 3}, {16, 520, 200}, {300, 40, 100}, {1030, 20, 50},
 	}
 	scalars := []struct{ alpha, beta float32 }{{1, 0}, {0.5, 1}, {-1.5, 0.25}}
 	r := rand.New(rand.NewPCG(1, 2))
@@ -349,19 +349,58 @@ func TestInfo(t *testing.T) {
 func TestSplitPlan(t *testing.T) {
 	kr := &microKernel{mr: 6, nr: 64}
 	tests := []struct {
-		m, n, k, threads int
-		alongM           bool
-		parts            int
+		m, n, threads int
+		alongM        bool
+		chunks        int
 	}{
-		{4096, 384, 384, 2, true, 2},
-		{64, 1536, 384, 2, false, 2},
-		{6, 4096, 512, 2, false, 2},
-		{1000, 1000, 1000, 1, true, 1},
+		{4096, 384, 2, true, 8},
+		{64, 1536, 2, false, 8},
+		{1024, 1024, 2, false, 8},
+		{256, 256, 2, true, 2},
+		{6, 4096, 2, false, 8},
+		{1000, 1000, 1, true, 1},
+		{7, 100, 2, true, 2},
+		{1, 100, 2, true, 1},
 	}
 	for _, tc := range tests {
-		alongM, parts := splitPlan(kr, tc.m, tc.n, tc.k, tc.threads)
-		if alongM != tc.alongM || parts != tc.parts {
-			t.Errorf("splitPlan(%dx%dx%d, %d threads) = (alongM %v, %d parts), want (%v, %d)", tc.m, tc.n, tc.k, tc.threads, alongM, parts, tc.alongM, tc.parts)
+		alongM, chunks := splitPlan(kr, tc.m, tc.n, tc.threads)
+		if alongM != tc.alongM || chunks != tc.chunks {
+			t.Errorf("splitPlan(%dx%d, %d threads) = (alongM %v, %d chunks), want (%v, %d)", tc.m, tc.n, tc.threads, alongM, chunks, tc.alongM, tc.chunks)
+		}
+	}
+}
+
+// TestThreadsBitwise checks that splitting work across workers does not
+// change any bit of the result: every output element is summed by one
+// worker in the same order.
+func TestThreadsBitwise(t *testing.T) {
+	type product struct {
+		name string
+		size int
+		run  func(out []float32)
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	var tests []product
+	for _, s := range []struct{ m, n, k int }{{300, 140, 600}, {64, 1100, 100}, {1, 3000, 200}, {3000, 1, 200}} {
+		a, b := randSlice(r, s.m*s.k), randSlice(r, s.k*s.n)
+		tests = append(tests, product{fmt.Sprintf("sgemm %dx%dx%d", s.m, s.n, s.k), s.m * s.n, func(c []float32) {
+			Sgemm(false, false, s.m, s.n, s.k, 1, a, s.k, b, s.n, 0, c, s.n)
+		}})
+	}
+	a, x := randSlice(r, 700*500), randSlice(r, 700)
+	tests = append(tests, product{"sgemv transposed", 500, func(y []float32) { Sgemv(true, 700, 500, 1, a, 500, x, 0, y) }})
+	defer parallel.SetThreads(parallel.SetThreads(1))
+	for _, tc := range tests {
+		parallel.SetThreads(1)
+		want := make([]float32, tc.size)
+		tc.run(want)
+		parallel.SetThreads(2)
+		got := make([]float32, tc.size)
+		tc.run(got)
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%s: element %d is %v with 2 threads, %v with 1", tc.name, i, got[i], want[i])
+			}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package gemm
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"tessera/internal/parallel"
 	"tessera/internal/simd"
@@ -18,43 +19,50 @@ const gemvColBlock = 4096
 // gemv computes y = alpha*op(A)*x + beta*y for contiguous x and y, where A
 // is m×n with row stride lda: op(A) = A (len(y) = m, len(x) = n) or Aᵀ
 // (len(y) = n, len(x) = m). beta == 0 never reads y.
+//
+// Large products are cut into chunks of y (rows of A, or column strips of
+// A when transposed) that the workers take in turn; every element of y is
+// computed within one chunk in a fixed order, so results do not depend on
+// the number of threads.
 func gemv(trans bool, m, n int, alpha float32, a []float32, lda int, x []float32, beta float32, y []float32) {
 	l := simd.Current()
+	threads := parallel.Threads()
+	if m*n < gemvParallelMin {
+		threads = 1
+	}
 	if !trans {
-		run := func(lo, hi int) { gemvRows(l, lo, hi, n, alpha, a, lda, x, beta, y) }
-		if m*n < gemvParallelMin {
-			run(0, m)
-			return
-		}
-		parallel.For(m, 16, run)
+		chunked(m, 16, threads, chunksPerWorker, func(lo, hi int) { gemvRows(l, lo, hi, n, alpha, a, lda, x, beta, y) })
 		return
 	}
-	if m*n < gemvParallelMin || parallel.Threads() < 2 || m < 8 {
-		gemvCols(l, 0, m, 0, n, alpha, a, lda, x, beta, y)
+	// Transposed, each worker takes one contiguous strip of columns: narrower
+	// strips would cut the rows into runs too short to stream well.
+	chunked(n, 64, threads, 1, func(lo, hi int) { gemvCols(l, 0, m, lo, hi, alpha, a, lda, x, beta, y) })
+}
+
+// chunksPerWorker is how many chunks of rows the untransposed SGEMV cuts
+// per worker.
+const chunksPerWorker = 4
+
+// chunked runs fn over [0, n) in up to threads*perWorker contiguous chunks
+// (multiples of unit, the last one excepted) taken in turn by up to threads
+// workers.
+func chunked(n, unit, threads, perWorker int, fn func(lo, hi int)) {
+	units := (n + unit - 1) / unit
+	chunks := min(units, threads*perWorker)
+	if threads <= 1 || chunks <= 1 {
+		fn(0, n)
 		return
 	}
-	// Each worker streams its own band of rows into a private copy of y, so
-	// that every worker reads memory sequentially; the copies are summed at
-	// the end (n per worker, against m*n/parts streamed).
-	parts := min(parallel.Threads(), m/4)
-	bufs := make([]*[]float32, parts)
-	for p := range bufs {
-		bufs[p] = getVec(n)
-	}
-	parallel.Split(m, parts, func(lo, hi int) {
-		p := lo * parts / m
-		if lo*parts%m != 0 {
-			p++
+	var next atomic.Int64
+	parallel.Split(threads, min(threads, chunks), func(_, _ int) {
+		for {
+			ch := int(next.Add(1) - 1)
+			if ch >= chunks {
+				return
+			}
+			fn(units*ch/chunks*unit, min(units*(ch+1)/chunks*unit, n))
 		}
-		gemvCols(l, lo, hi, 0, n, alpha, a, lda, x, 0, *bufs[p])
 	})
-	scaleVec(y, beta)
-	for _, bp := range bufs {
-		for j, v := range *bp {
-			y[j] += v
-		}
-		release(bp)
-	}
 }
 
 // gemvRows computes y[i] for lo <= i < hi of the untransposed product.
