@@ -19,7 +19,7 @@ func TestExitCodes(t *testing.T) {
 		{"version", []string{"version"}, 0, "", "tessera "},
 		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"`, ""},
 		{"bench without suite", []string{"bench"}, 2, "missing suite", ""},
-		{"bench unknown suite", []string{"bench", "nope", "--peer=false"}, 2, `unknown suite "nope"`, ""},
+		{"bench unknown suite", []string{"bench", "nope"}, 2, `unknown suite "nope"`, ""},
 		{"bench unknown flag", []string{"bench", "kernels", "--bogus"}, 2, "flag provided but not defined: -bogus", ""},
 		{"bench bad shape", []string{"bench", "kernels", "--peer=false", "--shapes", "3x3"}, 2, "want MxNxK", ""},
 		{"bench help", []string{"bench", "--help"}, 0, "Suites:", ""},
