@@ -1,0 +1,166 @@
+package corpus
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"tessera/tokenizer"
+)
+
+func TestPhrasingsAreAllCorrect(t *testing.T) {
+	g := NewGenerator(TrainTarget, 1)
+	for range 200 {
+		p := g.Problem()
+		answers := p.Answers()
+		if len(answers) != 2*NumFinals {
+			t.Fatalf("%d phrasings, want %d", len(answers), 2*NumFinals)
+		}
+		seen := map[string]bool{}
+		for _, a := range answers {
+			if seen[a] {
+				t.Fatalf("phrasing %q listed twice", a)
+			}
+			seen[a] = true
+			if !p.Correct(a) || !p.Valid(a) || p.FirstError(a) != -1 {
+				t.Fatalf("%d+%d: valid answer %q judged wrong", p.A, p.B, a)
+			}
+		}
+	}
+}
+
+func TestDeterministicBySeed(t *testing.T) {
+	for _, s := range []Split{TrainTarget, TrainDraft, HeldOut, OutOfDomain} {
+		a, b := NewGenerator(s, 7), NewGenerator(s, 7)
+		for range 50 {
+			pa, ta := a.Example()
+			pb, tb := b.Example()
+			if pa != pb || ta != tb {
+				t.Fatalf("%v: same seed gave %q and %q", s, ta, tb)
+			}
+		}
+		if NewGenerator(s, 7).Problem() == NewGenerator(s, 8).Problem() && NewGenerator(s, 9).Problem() == NewGenerator(s, 10).Problem() {
+			t.Errorf("%v: different seeds give the same problems", s)
+		}
+	}
+}
+
+func TestSplitsAreDisjoint(t *testing.T) {
+	train := map[[2]int]bool{}
+	for _, s := range []Split{TrainTarget, TrainDraft} {
+		g := NewGenerator(s, 3)
+		for range 3000 {
+			p := g.Problem()
+			if p.OOD {
+				t.Fatalf("%v drew an out-of-domain problem", s)
+			}
+			train[[2]int{p.A, p.B}] = true
+		}
+	}
+	for _, s := range []Split{HeldOut, OutOfDomain} {
+		g := NewGenerator(s, 3)
+		for range 500 {
+			p := g.Problem()
+			if train[[2]int{p.A, p.B}] {
+				t.Fatalf("%v problem %d+%d also appears in training", s, p.A, p.B)
+			}
+			if p.OOD != (s == OutOfDomain) {
+				t.Fatalf("%v: OOD flag %v", s, p.OOD)
+			}
+		}
+	}
+	// The out-of-domain phrasing appears in no training text.
+	g := NewGenerator(TrainTarget, 4)
+	for range 500 {
+		if _, text := g.Example(); strings.Contains(text, "plus") {
+			t.Fatalf("training text %q uses the out-of-domain phrasing", text)
+		}
+	}
+}
+
+// TestMixesDiffer checks that the two training mixes prefer different
+// phrasings, so a draft and a target disagree on correct answers.
+func TestMixesDiffer(t *testing.T) {
+	count := func(s Split) (onesFirst, answerIs int) {
+		g := NewGenerator(s, 5)
+		for range 2000 {
+			p, text := g.Example()
+			ans := strings.TrimPrefix(text, p.Prompt())
+			if strings.HasPrefix(ans, p.Text(Phrasing{OnesFirst: true})[:4]) && p.A%10+p.B%10 != p.A/10*10+p.B/10*10 {
+				onesFirst++
+			}
+			if strings.Contains(ans, "The answer is") {
+				answerIs++
+			}
+		}
+		return
+	}
+	to, ta := count(TrainTarget)
+	do, da := count(TrainDraft)
+	if !(to < 600 && do > 1400 && ta > 1200 && da < 500) {
+		t.Fatalf("target mix: %d ones-first, %d 'The answer is'; draft mix: %d, %d (of 2000)", to, ta, do, da)
+	}
+}
+
+func TestFirstErrorAndChecker(t *testing.T) {
+	p := Problem{A: 37, B: 48}
+	valid := p.Text(Phrasing{})
+	tests := []struct {
+		text     string
+		firstErr int
+		correct  bool
+	}{
+		{valid, -1, true},
+		{valid[:10], -1, false},
+		{"7+8=15, 30+40=70, 70+15=85. So we get 85.", -1, true},
+		{"30+40=71, 7+8=15", 7, false},
+		{"30+40=70, 7+8=15, 70+15=85. The answer is 86.", len(valid) - 2, false},
+		{valid + " more", len(valid), true},
+		{"The answer is 85.", 0, true},
+		{"", -1, false},
+	}
+	for _, tc := range tests {
+		if got := p.FirstError(tc.text); got != tc.firstErr {
+			t.Errorf("FirstError(%q) = %d, want %d", tc.text, got, tc.firstErr)
+		}
+		if got := p.Correct(tc.text); got != tc.correct {
+			t.Errorf("Correct(%q) = %v, want %v", tc.text, got, tc.correct)
+		}
+	}
+	if v, ok := ExtractAnswer("so 12 and then 130.\nQ: 5"); !ok || v != 130 {
+		t.Errorf("ExtractAnswer stops at the first line: got %d, %v", v, ok)
+	}
+}
+
+func TestBatchPacksExamples(t *testing.T) {
+	tok := tokenizer.New()
+	rows := NewGenerator(TrainTarget, 2).Batch(tok, 4, 300)
+	for _, r := range rows {
+		if len(r) != 300 || r[0] != tokenizer.BOS {
+			t.Fatalf("row of %d tokens starting with %d", len(r), r[0])
+		}
+		text, err := tok.Decode(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(text, "<eos><bos>Q: ") {
+			t.Fatalf("row %q does not pack whole examples", text)
+		}
+	}
+}
+
+func TestShakespeare(t *testing.T) {
+	text, err := LoadShakespeare("")
+	if errors.Is(err, ErrNoData) {
+		t.Skip("tinyshakespeare.txt not found under ../shared/data/text:", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(text.Train) < 900_000 || len(text.Valid) < 100_000 {
+		t.Fatalf("split %d/%d tokens", len(text.Train), len(text.Valid))
+	}
+	if _, err := LoadShakespeare(t.TempDir()); !errors.Is(err, ErrNoData) {
+		t.Fatalf("empty folder: error %v, want ErrNoData", err)
+	}
+}
