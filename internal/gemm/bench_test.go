@@ -59,3 +59,25 @@ func benchGemm(b *testing.B, transA, transB bool, m, n, k, threads int) {
 	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 	b.ReportMetric(flops/best.Seconds()/1e9, "best-GFLOP/s")
 }
+
+// BenchmarkSgemv reports GFLOP/s and the implied read bandwidth of y = A·x
+// and y = Aᵀ·x on a 4096×4096 matrix (64 MiB, larger than the caches).
+func BenchmarkSgemv(b *testing.B) {
+	const m, n = 4096, 4096
+	r := rand.New(rand.NewPCG(1, 1))
+	a, x, y := randSlice(r, m*n), randSlice(r, max(m, n)), make([]float32, max(m, n))
+	for _, trans := range []bool{false, true} {
+		b.Run(fmt.Sprintf("trans=%v/threads=2", trans), func(b *testing.B) {
+			defer parallel.SetThreads(parallel.SetThreads(2))
+			best := time.Duration(math.MaxInt64)
+			for b.Loop() {
+				t0 := time.Now()
+				Sgemv(trans, m, n, 1, a, n, x, 0, y)
+				best = min(best, time.Since(t0))
+			}
+			b.ReportMetric(2*m*n*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			b.ReportMetric(2*m*n/best.Seconds()/1e9, "best-GFLOP/s")
+			b.ReportMetric(4*m*n/best.Seconds()/1e9, "best-GB/s")
+		})
+	}
+}
