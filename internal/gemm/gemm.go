@@ -18,7 +18,7 @@ import (
 
 // parallelMinFlops is the product size (m*n*k) from which Sgemm splits the
 // work across the pool; smaller products finish before a hand-off pays off.
-const parallelMinFlops = 96 * 96 * 96
+const parallelMinFlops = 128 * 128 * 128
 
 // Info names the SGEMM micro-kernel the current level runs, e.g.
 // "avx512 6x64".

@@ -10,7 +10,7 @@ import (
 
 // gemvParallelMin is the matrix size (elements) from which SGEMV is split
 // across the worker pool; below it the hand-off costs more than it saves.
-const gemvParallelMin = 1 << 16
+const gemvParallelMin = 1 << 18
 
 // gemvColBlock bounds the slice of y one pass of the transposed kernel
 // updates, so that it stays in L1 while the rows stream past.
