@@ -25,17 +25,24 @@ const parallelMinFlops = 128 * 128 * 128
 func Info() string { return kernelFor(simd.Current(), 0, 0).name }
 
 // kernelFor picks the micro-kernel of level l for an m×n product: the one
-// whose register tiles cover it with the least padding, the default on ties
-// (or when m, n are 0).
+// whose register tiles cover it at the least cost (padded area times the
+// kernel's weight), the default on ties (or when m, n are 0).
 func kernelFor(l simd.Level, m, n int) *microKernel {
 	ks := archKernels(l)
 	if len(ks) == 0 {
 		return genericKernel
 	}
-	best, bestArea := ks[0], roundUp(m, ks[0].mr)*roundUp(n, ks[0].nr)
+	cost := func(kr *microKernel) int {
+		w := kr.weight
+		if w == 0 {
+			w = 100
+		}
+		return roundUp(m, kr.mr) * roundUp(n, kr.nr) * w
+	}
+	best := ks[0]
 	for _, kr := range ks[1:] {
-		if area := roundUp(m, kr.mr) * roundUp(n, kr.nr); area < bestArea {
-			best, bestArea = kr, area
+		if cost(kr) < cost(best) {
+			best = kr
 		}
 	}
 	return best

@@ -350,6 +350,28 @@ func TestInfo(t *testing.T) {
 	}
 }
 
+func TestKernelChoice(t *testing.T) {
+	if simd.Supported() < simd.AVX512 || archKernels(simd.AVX512) == nil {
+		t.Skip("no AVX-512 kernels on this machine")
+	}
+	tests := []struct {
+		m, n int
+		want string
+	}{
+		{1024, 1024, "avx512 6x64"},
+		{0, 0, "avx512 6x64"},
+		{64, 1536, "avx512 8x48"},
+		{4096, 80, "avx512 8x48"},
+		{4096, 16, "avx512 12x16"},
+		{4096, 32, "avx512 12x16"},
+	}
+	for _, tc := range tests {
+		if got := kernelFor(simd.AVX512, tc.m, tc.n).name; got != tc.want {
+			t.Errorf("kernelFor(%dx%d) = %s, want %s", tc.m, tc.n, got, tc.want)
+		}
+	}
+}
+
 func TestSplitPlan(t *testing.T) {
 	kr := &microKernel{mr: 6, nr: 64}
 	tests := []struct {

@@ -54,7 +54,7 @@ func gen(k kernel) {
 	if k.reg == "Y" {
 		limit = 16
 	}
-	if nreg > limit || k.mr > 9 {
+	if nreg > limit || k.mr > 12 {
 		panic(fmt.Sprintf("%s: tile too large", k.name))
 	}
 	acc := func(r, v int) string { return fmt.Sprintf("%s%d", k.reg, r*k.nv+v) }
@@ -63,7 +63,7 @@ func gen(k kernel) {
 	vb := k.width * 4 // bytes per vector
 	// Row r of the A panel is at bases[r/3] + (r%3)*rsa: three rows per base
 	// register, addressed with index scales 1 and 2.
-	bases := []string{"AX", "R12", "R13"}[:(k.mr+2)/3]
+	bases := []string{"AX", "R12", "R13", "DI"}[:(k.mr+2)/3]
 	arow := func(r int) string {
 		b := bases[r/3]
 		switch r % 3 {
@@ -94,13 +94,13 @@ func gen(k kernel) {
 		p("\tADDQ R11, %s", bases[i])
 	}
 	// Prefetch the C tile so its lines arrive while the k-loop runs.
-	p("\tMOVQ DX, DI")
+	p("\tMOVQ DX, R8")
 	for r := 0; r < k.mr; r++ {
 		for off := 0; off < k.nr()*4; off += 64 {
-			p("\tPREFETCHT0 %d(DI)", off)
+			p("\tPREFETCHT0 %d(R8)", off)
 		}
 		if r < k.mr-1 {
-			p("\tADDQ SI, DI")
+			p("\tADDQ SI, R8")
 		}
 	}
 	for r := 0; r < k.mr; r++ {
@@ -114,6 +114,11 @@ func gen(k kernel) {
 			p("\tVMOVUPS %d(BX), %s", v*vb, bv(v))
 		}
 		for r := 0; r < k.mr; r++ {
+			if k.nv == 1 && k.reg == "Z" {
+				// One use per element: fold the broadcast into the FMA.
+				p("\tVFMADD231PS.BCST %s, %s, %s", arow(r), bv(0), acc(r, 0))
+				continue
+			}
 			t := tmp(r)
 			p("\tVBROADCASTSS %s, %s", arow(r), t)
 			for v := 0; v < k.nv; v++ {
@@ -382,6 +387,7 @@ func main() {
 	for _, k := range []kernel{
 		{name: "kernAVX512x6x64", mr: 6, nv: 4, reg: "Z", width: 16, unroll: 4},
 		{name: "kernAVX512x8x48", mr: 8, nv: 3, reg: "Z", width: 16, unroll: 4},
+		{name: "kernAVX512x12x16", mr: 12, nv: 1, reg: "Z", width: 16, unroll: 4},
 		{name: "kernAVX2x6x16", mr: 6, nv: 2, reg: "Y", width: 8, unroll: 4},
 	} {
 		gen(k)

@@ -35,6 +35,12 @@ func kernAVX512x6x64(k int, a *float32, rsa, csa int, b *float32, ldb int, c *fl
 //go:noescape
 func kernAVX512x8x48(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32)
 
+// kernAVX512x12x16 is the loop above with MR=12, NR=16 (AVX-512), for
+// products with few columns.
+//
+//go:noescape
+func kernAVX512x12x16(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32)
+
 // kernAVX2x6x16 is the loop above with MR=6, NR=16 (AVX2+FMA).
 //
 //go:noescape
@@ -44,10 +50,13 @@ var (
 	avx512Kernels = map[string]*microKernel{
 		"6x64": {name: "avx512 6x64", mr: 6, nr: 64, mc: 96, kc: 512, nc: 1024, asm: kernAVX512x6x64},
 		"8x48": {name: "avx512 8x48", mr: 8, nr: 48, mc: 96, kc: 512, nc: 1008, asm: kernAVX512x8x48},
+		// Narrow: only worth it when it saves much padding (its twelve rows
+		// of A also collide in L1 when their stride is a power of two).
+		"12x16": {name: "avx512 12x16", mr: 12, nr: 16, mc: 96, kc: 512, nc: 1024, weight: 140, asm: kernAVX512x12x16},
 	}
 	// The first kernel is the default; the others are taken for shapes
 	// they tile with less padding.
-	avx512Choices = []*microKernel{avx512Kernels["6x64"], avx512Kernels["8x48"]}
+	avx512Choices = []*microKernel{avx512Kernels["6x64"], avx512Kernels["8x48"], avx512Kernels["12x16"]}
 	avx2Choices   = []*microKernel{{name: "avx2 6x16", mr: 6, nr: 16, mc: 96, kc: 512, nc: 1024, asm: kernAVX2x6x16}}
 )
 

@@ -11,8 +11,11 @@ type microKernel struct {
 	name       string
 	mr, nr     int // register tile
 	mc, kc, nc int // cache blocks: A block mc×kc (L2), B panel kc×nc (L3)
-	asm        func(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32)
-	gen        func(k int, a []float32, rsa, csa int, b []float32, ldb int, c []float32, ldc int, alpha, beta float32)
+	// weight is the kernel's cost per padded tile element relative to the
+	// fastest kernel of its level, in percent (0 means 100).
+	weight int
+	asm    func(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32)
+	gen    func(k int, a []float32, rsa, csa int, b []float32, ldb int, c []float32, ldc int, alpha, beta float32)
 }
 
 // call runs the kernel on the MR×k panel a (strides rsa, csa), the k×NR
