@@ -26,6 +26,9 @@ type DiTOptions struct {
 	Rounds  int           // interleaved Tessera/peer rounds (default 1)
 	Time    time.Duration // minimum time per Tessera measurement (default 1s)
 	Peer    *Peer         // nil: Tessera only
+	// NoSampling skips the (slow) sampling comparison: the peer then
+	// samples a single step and its sampling time is not reported.
+	NoSampling bool
 }
 
 // DiTResult is one comparison. Times are milliseconds; train step and
@@ -52,7 +55,7 @@ type DiTResult struct {
 	PeerForward1MS float64 `json:"peer_forward_batch1_ms,omitempty"`
 	Forward1Ratio  float64 `json:"forward_batch1_ratio,omitempty"`
 
-	SampleMSPerImage     float64 `json:"sample_ms_per_image"`
+	SampleMSPerImage     float64 `json:"sample_ms_per_image,omitempty"`
 	PeerSampleMSPerImage float64 `json:"peer_sample_ms_per_image,omitempty"`
 	SampleSpeedup        float64 `json:"sample_speedup,omitempty"`
 
@@ -117,6 +120,9 @@ func DiT(o DiTOptions) (*DiTResult, error) {
 				return
 			}
 			r.Forward1MS = minPos(r.Forward1MS, ms(d))
+			if o.NoSampling {
+				return
+			}
 			var per float64
 			if per, err = b.sampleMSPerImage(); err != nil {
 				return
@@ -129,7 +135,11 @@ func DiT(o DiTOptions) (*DiTResult, error) {
 		if o.Peer == nil {
 			continue
 		}
-		big, err := o.Peer.ditBench(cfgPath, o.Batch, o.Steps, o.Threads, 8)
+		steps := o.Steps
+		if o.NoSampling {
+			steps = 1
+		}
+		big, err := o.Peer.ditBench(cfgPath, o.Batch, steps, o.Threads, 8)
 		if err != nil {
 			return nil, err
 		}
@@ -141,13 +151,17 @@ func DiT(o DiTOptions) (*DiTResult, error) {
 		r.PeerTrainStepMS = minPos(r.PeerTrainStepMS, big.TrainBest)
 		r.PeerForwardMS = minPos(r.PeerForwardMS, big.ForwardBest)
 		r.PeerForward1MS = minPos(r.PeerForward1MS, one.ForwardBest)
-		r.PeerSampleMSPerImage = minPos(r.PeerSampleMSPerImage, big.SampleMSPerImage)
+		if !o.NoSampling {
+			r.PeerSampleMSPerImage = minPos(r.PeerSampleMSPerImage, big.SampleMSPerImage)
+		}
 	}
 	if r.PeerAvailable {
 		r.TrainRatio = r.TrainStepMS / r.PeerTrainStepMS
 		r.ForwardRatio = r.ForwardMS / r.PeerForwardMS
 		r.Forward1Ratio = r.Forward1MS / r.PeerForward1MS
-		r.SampleSpeedup = r.PeerSampleMSPerImage / r.SampleMSPerImage
+		if !o.NoSampling {
+			r.SampleSpeedup = r.PeerSampleMSPerImage / r.SampleMSPerImage
+		}
 	}
 	return r, nil
 }
