@@ -1,11 +1,14 @@
 // Package gemm multiplies float32 matrices: SGEMM and SGEMV on row-major
 // storage, with assembly micro-kernels on amd64 and a portable Go twin.
 //
-// Sgemm packs op(A) and op(B) into contiguous micro-panels by cache blocks
-// and runs a register-tiled micro-kernel over them (AVX-512, AVX2+FMA, or
-// Go, chosen by simd.Current at call time); large products are split over
-// the worker pool along M or N. Products with one row or one column, and
-// Sgemv, run on a separate memory-bound matrix-vector kernel.
+// Sgemm walks C by cache blocks and runs a register-tiled micro-kernel
+// (AVX-512, AVX2+FMA, or Go, chosen by simd.Current at call time) over
+// panels of op(A) and op(B). The kernels take strided panels, so A is read
+// in place; B is packed into contiguous micro-panels when it is transposed
+// or reused by many rows of C, and ragged edges are packed with zero
+// padding. Large products are cut into chunks along M or N that the worker
+// pool takes in turn. Products with one row or one column, and Sgemv, run
+// on separate memory-bound matrix-vector kernels.
 package gemm
 
 import (
