@@ -165,13 +165,29 @@ func (blk *Block) Forward(g *autodiff.Graph, h, c *autodiff.Var) *autodiff.Var {
 	shiftMSA, scaleMSA, gateMSA := g.Slice(mod, 2, 0, d), g.Slice(mod, 2, d, 2*d), g.Slice(mod, 2, 2*d, 3*d)
 	shiftMLP, scaleMLP, gateMLP := g.Slice(mod, 2, 3*d, 4*d), g.Slice(mod, 2, 4*d, 5*d), g.Slice(mod, 2, 5*d, 6*d)
 
-	a := modulateNorm(g, h, shiftMSA, scaleMSA)           // LN(h)·(1+scale)+shift [B, T, D]
-	a = blk.Attn.Forward(g, a, tensor.AttentionOptions{}) // [B, T, D]
-	h = gatedResidual(g, h, gateMSA, a)                   // h + gate·a
+	a := modulateNorm(g, h, shiftMSA, scaleMSA) // LN(h)·(1+scale)+shift [B, T, D]
+	a = selfAttention(g, blk.Attn, a)           // [B, T, D]
+	h = gatedResidual(g, h, gateMSA, a)         // h + gate·a
 
 	f := modulateNorm(g, h, shiftMLP, scaleMLP) // [B, T, D]
 	f = blk.MLP.Forward(g, f)                   // [B, T, D]
 	return gatedResidual(g, h, gateMLP, f)
+}
+
+// selfAttention is DiT's attention (blk.Attn's weights) on x [B, T, D]:
+// the fused qkv output [B, T, 3, H, Dh] is read in place, q, k and v being
+// strided [B, T, H, Dh] views of it (nn.Attention reshapes the slices,
+// which copies them).
+func selfAttention(g *autodiff.Graph, a *nn.Attention, x *autodiff.Var) *autodiff.Var {
+	s := x.Shape()
+	b, t, d := s[0], s[1], s[2]
+	hd := d / a.Heads
+	qkv := g.Reshape(a.QKV.Forward(g, x), b, t, 3, a.Heads, hd) // [B, T, 3, H, Dh]
+	q := g.Squeeze(g.Slice(qkv, 2, 0, 1), 2)                    // [B, T, H, Dh], token stride 3D
+	k := g.Squeeze(g.Slice(qkv, 2, 1, 2), 2)
+	v := g.Squeeze(g.Slice(qkv, 2, 2, 3), 2)
+	o := g.Attention(q, k, v, tensor.AttentionOptions{}) // softmax(q·kᵀ/√Dh)·v, [B, T, H, Dh]
+	return a.Proj.Forward(g, g.Reshape(o, b, t, d))      // [B, T, D]
 }
 
 // Forward maps h [B, T, D] to patches [B, T, p·p·C_out] given SiLU(c).
