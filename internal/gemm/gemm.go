@@ -66,8 +66,9 @@ func kernelFor(l simd.Level, m, n int) *microKernel {
 //		}
 //	}
 //
-// Sgemm panics with a descriptive message when a slice is too short for
-// the sizes and strides given.
+// With alpha == 0 or k == 0, A and B are not read. Sgemm panics with a
+// descriptive message when a slice is too short for the sizes and strides
+// given.
 func Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m <= 0 || n <= 0 {
 		return

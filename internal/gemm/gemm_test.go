@@ -156,16 +156,18 @@ func testSgemmCases(t *testing.T, cases []gemmCase, f sgemmFunc) {
 			}
 		}
 		f(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, tc.a, tc.lda, tc.b, tc.ldb, tc.beta, c, tc.ldc)
-		if err := checkResult(c, tc.ldc, tc.m, tc.n, tc.want, tc.scale); err != nil {
+		if err := checkResult(c, tc.ldc, tc.m, tc.n, tc.k, tc.want, tc.scale); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
 	}
 }
 
-// checkResult compares an m×n result with row stride ld to the reference,
-// allowing float32 rounding of the magnitude sum, and checks the stride
-// padding still holds the sentinel.
-func checkResult(c []float32, ld, m, n int, want, scale []float64) error {
+// checkResult compares an m×n result with row stride ld to the reference
+// of a k-term sum, allowing the float32 rounding bound of such a sum (k
+// roundings relative to the magnitude sum, twice over), and checks the
+// stride padding still holds the sentinel.
+func checkResult(c []float32, ld, m, n, k int, want, scale []float64) error {
+	const eps = 1.0 / (1 << 24)
 	for i := 0; i < m; i++ {
 		for j := 0; j < ld && i*ld+j < len(c); j++ {
 			got := c[i*ld+j]
@@ -175,7 +177,7 @@ func checkResult(c []float32, ld, m, n int, want, scale []float64) error {
 				}
 				continue
 			}
-			w, tol := want[i*n+j], 2e-6*scale[i*n+j]*math.Sqrt(float64(1+len(want)))+1e-6
+			w, tol := want[i*n+j], 2*float64(k+2)*eps*scale[i*n+j]+1e-30
 			if d := math.Abs(float64(got) - w); !(d <= tol) {
 				return fmt.Errorf("(%d,%d) = %v, want %v (tolerance %.3g)", i, j, got, w, tol)
 			}
@@ -262,7 +264,7 @@ func TestSgemv(t *testing.T) {
 				}
 			}
 			Sgemv(tc.trans, tc.m, tc.n, tc.alpha, tc.a, tc.lda, tc.x, tc.beta, y)
-			if err := checkResult(y, 1, len(y), 1, tc.want, tc.scale); err != nil {
+			if err := checkResult(y, 1, len(y), 1, len(tc.x), tc.want, tc.scale); err != nil {
 				t.Fatalf("%s: %v", tc.name, err)
 			}
 		}
@@ -297,7 +299,7 @@ func TestSgemmVectorShapes(t *testing.T) {
 				}
 				want, scale := refGemm(transA, transB, s.m, s.n, s.k, 0.75, a, lda, b, ldb, -0.5, c, ldc)
 				Sgemm(transA, transB, s.m, s.n, s.k, 0.75, a, lda, b, ldb, -0.5, c, ldc)
-				if err := checkResult(c, ldc, s.m, s.n, want, scale); err != nil {
+				if err := checkResult(c, ldc, s.m, s.n, s.k, want, scale); err != nil {
 					t.Fatalf("%dx%dx%d tA=%v tB=%v: %v", s.m, s.n, s.k, transA, transB, err)
 				}
 			}
