@@ -1,0 +1,129 @@
+package t2i
+
+import (
+	"fmt"
+	"time"
+
+	"tessera/diffusion"
+	"tessera/imagegen"
+	"tessera/internal/progress"
+	"tessera/tensor"
+)
+
+// GenerateOptions configures Generate.
+type GenerateOptions struct {
+	Seed     uint64
+	Steps    int     // sampling steps (default 32)
+	Sampler  string  // euler (default), heun, dpm++2m
+	Schedule string  // uniform (default), linear-quadratic, shifted
+	Shift    float64 // for the shifted schedule
+	CFG      float64 // guidance weight; 1 disables guidance (default 1)
+	Batch    int     // images per network batch (default 64)
+	Progress progress.Options
+}
+
+// counter wraps a model, counting passes and FLOPs.
+type counter struct {
+	m     diffusion.Model
+	cfg   Config
+	evals int
+	flops float64
+}
+
+func (c *counter) Predict(x *tensor.Tensor, t []float32, y []int) (*tensor.Tensor, error) {
+	c.evals++
+	c.flops += imagegen.FLOPs(c.cfg.Config, x.Dim(0))
+	return c.m.Predict(x, t, y)
+}
+
+// Generate samples one image per prompt ("" is unconditional). Sample i's
+// starting noise depends only on (Seed, i), as in imagegen.Generate, so
+// the same seed gives the same images whatever the batch size. Images are
+// [C, H, W] tensors in [-1, 1] (clamped). Stats count the DiT passes (a
+// guided pass counts once, at twice the batch) plus the text encoder's
+// FLOPs for encoding the prompts once.
+func Generate(m *Model, prompts []string, o GenerateOptions) ([]*tensor.Tensor, imagegen.Stats, error) {
+	cfg := m.Config
+	n := len(prompts)
+	if n < 1 {
+		return nil, imagegen.Stats{}, fmt.Errorf("generate: no prompts")
+	}
+	if o.Steps == 0 {
+		o.Steps = 32
+	}
+	if o.Steps < 1 {
+		return nil, imagegen.Stats{}, fmt.Errorf("generate: steps must be at least 1 (have %d)", o.Steps)
+	}
+	if o.CFG == 0 {
+		o.CFG = 1
+	}
+	if o.Batch < 1 {
+		o.Batch = 64
+	}
+	if o.Sampler == "" {
+		o.Sampler = "euler"
+	}
+	if o.Sampler == "ddim" {
+		return nil, imagegen.Stats{}, fmt.Errorf("generate: the ddim sampler is for epsilon-prediction models; this model predicts velocity")
+	}
+	if o.Schedule == "" {
+		o.Schedule = "uniform"
+	}
+	start := time.Now()
+	// Encode each distinct prompt once; labels index them.
+	index := map[string]int{}
+	var uniq []string
+	labels := make([]int, n)
+	for i, p := range prompts {
+		k, ok := index[p]
+		if !ok {
+			k = len(uniq)
+			index[p] = k
+			uniq = append(uniq, p)
+		}
+		labels[i] = k
+	}
+	pm := NewPrompted(m, uniq)
+	cnt := &counter{m: pm, cfg: cfg}
+	var model diffusion.Model = cnt
+	if o.CFG != 1 {
+		model = diffusion.Guided{Model: cnt, Scale: o.CFG, Null: pm.Null()}
+	}
+	c, s := cfg.InChannels, cfg.InputSize
+	per := c * s * s
+	out := make([]*tensor.Tensor, 0, n)
+	prog := o.Progress
+	if prog.Label == "" {
+		prog.Label = "generate"
+	}
+	bar := progress.New(n, prog)
+	for lo := 0; lo < n; lo += o.Batch {
+		hi := min(lo+o.Batch, n)
+		noise := tensor.New(hi-lo, c, s, s)
+		nd := noise.Data()
+		for i := lo; i < hi; i++ {
+			copy(nd[(i-lo)*per:], imagegen.SampleNoise(o.Seed, i, per))
+		}
+		x, _, err := diffusion.Sample(model, noise, labels[lo:hi], diffusion.Options{
+			Sampler: o.Sampler, Schedule: o.Schedule, Shift: o.Shift, Steps: o.Steps})
+		if err != nil {
+			bar.Finish()
+			return nil, imagegen.Stats{}, fmt.Errorf("generate: %w", err)
+		}
+		xd := x.Data()
+		for i := 0; i < hi-lo; i++ {
+			img := tensor.New(c, s, s)
+			id := img.Data()
+			for j := range id {
+				id[j] = min(max(xd[i*per+j], -1), 1)
+			}
+			out = append(out, img)
+		}
+		bar.Update(hi, 0)
+	}
+	bar.Finish()
+	st := imagegen.Stats{N: n, WallSeconds: time.Since(start).Seconds(), NetworkEvals: cnt.evals,
+		BlockEvals: cnt.evals * cfg.Depth, FLOPs: cnt.flops + cfg.Text.FLOPs(len(uniq)+1), Steps: o.Steps,
+		Sampler: o.Sampler, Schedule: o.Schedule, CFG: o.CFG}
+	return out, st, nil
+}
