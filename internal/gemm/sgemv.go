@@ -34,10 +34,41 @@ func gemv(trans bool, m, n int, alpha float32, a []float32, lda int, x []float32
 		chunked(m, 16, threads, chunksPerWorker, func(lo, hi int) { gemvRows(l, lo, hi, n, alpha, a, lda, x, beta, y) })
 		return
 	}
-	// Transposed, each worker takes one contiguous strip of columns: narrower
-	// strips would cut the rows into runs too short to stream well.
-	chunked(n, 64, threads, 1, func(lo, hi int) { gemvCols(l, 0, m, lo, hi, alpha, a, lda, x, beta, y) })
+	if m < 2*gemvBandRows {
+		// Too few rows for bands: contiguous strips of columns.
+		chunked(n, 64, threads, 1, func(lo, hi int) { gemvCols(l, 0, m, lo, hi, alpha, a, lda, x, beta, y) })
+		return
+	}
+	// Transposed, the rows are cut into bands (by m alone, so that the sums
+	// do not depend on the thread count); each band streams its rows front
+	// to back into its own partial y, and the partials are added in order.
+	bands := min((m+gemvBandRows-1)/gemvBandRows, gemvMaxBands)
+	pb := getVec(bands * n)
+	part := *pb
+	chunked(bands, 1, threads, chunksPerWorker, func(lo, hi int) {
+		for b := lo; b < hi; b++ {
+			r0, r1 := m*b/bands/4*4, m*(b+1)/bands/4*4
+			if b == bands-1 {
+				r1 = m
+			}
+			gemvCols(l, r0, r1, 0, n, alpha, a, lda, x, 0, part[b*n:(b+1)*n])
+		}
+	})
+	scaleVec(y, beta)
+	for b := 0; b < bands; b++ {
+		for j, v := range part[b*n : (b+1)*n] {
+			y[j] += v
+		}
+	}
+	release(pb)
 }
+
+// Bands of the transposed SGEMV: at least gemvBandRows rows each, at most
+// gemvMaxBands of them.
+const (
+	gemvBandRows = 256
+	gemvMaxBands = 16
+)
 
 // chunksPerWorker is how many chunks of rows the untransposed SGEMV cuts
 // per worker.
