@@ -354,6 +354,53 @@ func genTranspose16(name string) {
 	p("")
 }
 
+// genTranspose8 writes transpose8x8 (AVX): dst[j*ldd+i] = src[i*lds+j]
+// for i, j < 8, in three shuffle stages over 16 Y registers.
+func genTranspose8(name string) {
+	y := func(i int) string { return fmt.Sprintf("Y%d", i) }
+	p("// func %s(src *float32, lds int, dst *float32, ldd int)", name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-32", name)
+	p("\tMOVQ src+0(FP), AX")
+	p("\tMOVQ lds+8(FP), BX")
+	p("\tSHLQ $2, BX")
+	p("\tMOVQ dst+16(FP), DX")
+	p("\tMOVQ ldd+24(FP), SI")
+	p("\tSHLQ $2, SI")
+	for r := 0; r < 8; r++ {
+		p("\tVMOVUPS (AX), %s", y(r))
+		if r < 7 {
+			p("\tADDQ BX, AX")
+		}
+	}
+	// Stage 1: interleave row pairs.
+	for q := 0; q < 4; q++ {
+		p("\tVUNPCKLPS %s, %s, %s", y(2*q+1), y(2*q), y(8+2*q))
+		p("\tVUNPCKHPS %s, %s, %s", y(2*q+1), y(2*q), y(8+2*q+1))
+	}
+	// Stage 2: lane L of Y(4h+c) holds column 4L+c of rows 4h … 4h+3.
+	for h := 0; h < 2; h++ {
+		lo0, hi0, lo1, hi1 := y(8+4*h), y(8+4*h+1), y(8+4*h+2), y(8+4*h+3)
+		p("\tVSHUFPS $0x44, %s, %s, %s", lo1, lo0, y(4*h))
+		p("\tVSHUFPS $0xEE, %s, %s, %s", lo1, lo0, y(4*h+1))
+		p("\tVSHUFPS $0x44, %s, %s, %s", hi1, hi0, y(4*h+2))
+		p("\tVSHUFPS $0xEE, %s, %s, %s", hi1, hi0, y(4*h+3))
+	}
+	// Stage 3: join the row halves lane by lane.
+	for c := 0; c < 4; c++ {
+		p("\tVPERM2F128 $0x20, %s, %s, %s", y(4+c), y(c), y(8+c))
+		p("\tVPERM2F128 $0x31, %s, %s, %s", y(4+c), y(c), y(12+c))
+	}
+	for r := 0; r < 8; r++ {
+		p("\tVMOVUPS %s, (DX)", y(8+r))
+		if r < 7 {
+			p("\tADDQ SI, DX")
+		}
+	}
+	p("\tVZEROUPPER")
+	p("\tRET")
+	p("")
+}
+
 func writeFile(name string) {
 	if err := os.WriteFile(name, w.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -393,6 +440,7 @@ func main() {
 		gen(k)
 	}
 	genTranspose16("transpose16x16AVX512")
+	genTranspose8("transpose8x8AVX")
 	writeFile("sgemm_amd64.s")
 	header()
 	genDot4("dot4AVX512", "Z", 16)

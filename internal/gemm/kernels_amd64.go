@@ -83,6 +83,17 @@ func archKernels(l simd.Level) []*microKernel {
 //go:noescape
 func transpose16x16AVX512(src *float32, lds int, dst *float32, ldd int)
 
+// transpose8x8AVX is
+//
+//	for i := 0; i < 8; i++ {
+//		for j := 0; j < 8; j++ {
+//			dst[j*ldd+i] = src[i*lds+j]
+//		}
+//	}
+//
+//go:noescape
+func transpose8x8AVX(src *float32, lds int, dst *float32, ldd int)
+
 // transposeBlock is, for rows rows of src (row stride lds) of n floats each:
 //
 //	for r := 0; r < rows; r++ {
@@ -91,18 +102,27 @@ func transpose16x16AVX512(src *float32, lds int, dst *float32, ldd int)
 //		}
 //	}
 //
-// It returns how many leading columns p it handled (a multiple of 16,
-// possibly 0); the caller finishes the rest.
+// It returns how many leading columns p it handled (possibly 0); the caller
+// finishes the rest.
 func transposeBlock(rows, n int, src []float32, lds int, dst []float32, ldd int) int {
-	if simd.Current() < simd.AVX512 || rows%16 != 0 || n < 16 {
+	bs := 16
+	kern := transpose16x16AVX512
+	switch l := simd.Current(); {
+	case l >= simd.AVX512 && rows%16 == 0:
+	case l >= simd.AVX2 && rows%8 == 0:
+		bs, kern = 8, transpose8x8AVX
+	default:
 		return 0
 	}
-	done := n &^ 15
+	done := n / bs * bs
+	if done == 0 {
+		return 0
+	}
 	_ = src[(rows-1)*lds+done-1]
 	_ = dst[(done-1)*ldd+rows-1]
-	for r := 0; r < rows; r += 16 {
-		for p := 0; p < done; p += 16 {
-			transpose16x16AVX512(&src[r*lds+p], lds, &dst[p*ldd+r], ldd)
+	for r := 0; r < rows; r += bs {
+		for p := 0; p < done; p += bs {
+			kern(&src[r*lds+p], lds, &dst[p*ldd+r], ldd)
 		}
 	}
 	return done
