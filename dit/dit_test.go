@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"tessera/autodiff"
+	"tessera/checkpoint"
 	"tessera/diffusion"
 	"tessera/internal/simd"
 	"tessera/nn"
@@ -244,19 +245,31 @@ func TestEpsilonLearnSigmaCheckpointLoadsAndRoundTrips(t *testing.T) {
 
 func TestLoadErrors(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), ConfigFile) {
-		t.Errorf("missing config: %v", err)
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), checkpoint.WeightsFile) {
+		t.Errorf("empty folder: %v", err)
 	}
 	// A golden config with a different width does not fit the weights.
-	os.WriteFile(filepath.Join(dir, ConfigFile), []byte(`{"input_size": 16, "in_channels": 2, "hidden_size": 64, "depth": 2, "learn_sigma": true}`), 0o644)
-	data, _ := os.ReadFile(filepath.Join(golden, WeightsFile))
-	os.WriteFile(filepath.Join(dir, WeightsFile), data, 0o644)
+	os.WriteFile(filepath.Join(dir, checkpoint.ConfigFile), []byte(`{"input_size": 16, "in_channels": 2, "hidden_size": 64, "depth": 2, "learn_sigma": true}`), 0o644)
+	data, _ := os.ReadFile(filepath.Join(golden, checkpoint.WeightsFile))
+	os.WriteFile(filepath.Join(dir, checkpoint.WeightsFile), data, 0o644)
 	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "shape") {
 		t.Errorf("mismatched width: %v", err)
 	}
-	os.WriteFile(filepath.Join(dir, WeightsFile), []byte("not a safetensors file"), 0o644)
+	os.WriteFile(filepath.Join(dir, checkpoint.WeightsFile), []byte("not a safetensors file"), 0o644)
 	if _, err := Load(dir); err == nil {
 		t.Error("garbage weights loaded")
+	}
+	// A checkpoint with a tensor the model lacks is of another architecture.
+	m, err := New(DefaultConfig(), tensor.NewRNG(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Blocks[0].AdaLN.Bias = nil // drops blocks.0.adaLN_modulation.1.bias from the saved file
+	if err := m.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "adaLN_modulation.1.bias") {
+		t.Errorf("checkpoint missing a tensor: %v", err)
 	}
 }
 
