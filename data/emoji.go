@@ -296,6 +296,9 @@ func (s *EmojiSet) Len() int { return len(s.Pixels) }
 // Example copies image i ([3, Size, Size]) into dst.
 func (s *EmojiSet) Example(i int, dst []float32) { copy(dst, s.Pixels[i]) }
 
+// EmojiOf is the index in Emoji of the emoji image i shows.
+func (s *EmojiSet) EmojiOf(i int) int { return s.Of[i] }
+
 // Shape is [3, Size, Size].
 func (s *EmojiSet) Shape() [3]int { return [3]int{3, s.Size, s.Size} }
 

@@ -7,9 +7,12 @@ import (
 	"path/filepath"
 
 	"tessera/data"
+	"tessera/eval"
 	"tessera/imagefile"
+	"tessera/imagegen"
 	"tessera/internal/progress"
 	"tessera/t2i"
+	"tessera/tensor"
 )
 
 func init() {
@@ -134,4 +137,233 @@ func emojiGrid(m *t2i.Model, prompts []string, path string) error {
 		return err
 	}
 	return imagefile.WriteGrid(path, imgs, 8, 2)
+}
+
+func init() {
+	trainers["emoji-scorer"] = trainEmojiScorer
+	register(&command{name: "eval-emoji", summary: "FID and prompt alignment of a text-to-image emoji model", run: evalEmoji})
+}
+
+func trainEmojiScorer(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("train emoji-scorer", "[flags]", `Trains the contrastive image-text scorer used to evaluate emoji models: a small
+CNN image encoder and a byte-level text encoder, CLIP-style (symmetric InfoNCE,
+distinct emoji per batch) on the training split only. Reports top-1 caption
+retrieval among 31 distractors on real images (the ceiling for generated ones)
+and writes config.json and model.safetensors to --out.`, stderr)
+	dataDir := fs.String("data", "", "emoji data folder (default: $TESSERA_EMOJI or ../shared/data/emoji)")
+	out := fs.String("out", "emoji-scorer", "output folder")
+	steps := fs.Int("steps", 1500, "optimiser steps")
+	batch := fs.Int("batch", 128, "distinct emoji per step")
+	lr := fs.Float64("lr", 1e-3, "peak learning rate")
+	seed := fs.Uint64("seed", 0, "random seed")
+	threads := fs.Int("threads", 0, "worker threads (default: all cores)")
+	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
+	if err := parseFlags(fs, args, false); err != nil {
+		return err
+	}
+	if *steps < 1 || *batch < 2 || *lr <= 0 {
+		return usagef("--steps and --lr must be positive and --batch at least 2")
+	}
+	setThreads(*threads)
+	cfg := t2i.DefaultScorerConfig()
+	trainSet, err := data.LoadEmoji(*dataDir, data.Train, cfg.InputSize)
+	if err != nil {
+		return err
+	}
+	heldSet, err := data.LoadEmoji(*dataDir, data.HeldOut, cfg.InputSize)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	s, res, err := t2i.TrainScorer(ctx, trainSet, t2i.ScorerOptions{Config: cfg, Steps: *steps, Batch: *batch, LR: float32(*lr), Seed: *seed,
+		Progress: progress.Options{Out: stderr, Label: "train emoji-scorer"}})
+	if err != nil {
+		return err
+	}
+	if err := s.Save(*out); err != nil {
+		return err
+	}
+	names, index := emojiNames(trainSet, heldSet)
+	real := func(set *data.EmojiSet) (float64, error) {
+		imgs, truth := emojiReal(set, index, len(set.Emoji))
+		return s.Retrieval(imgs, truth, names, emojiDistractors, 7)
+	}
+	accTrain, err := real(trainSet)
+	if err != nil {
+		return err
+	}
+	accHeld, err := real(heldSet)
+	if err != nil {
+		return err
+	}
+	summary := map[string]any{"out": *out, "steps": res.Steps, "final_loss": res.MeanLoss,
+		"retrieval_real_train": accTrain, "retrieval_real_heldout": accHeld, "distractors": emojiDistractors}
+	if *asJSON {
+		return writeJSON(stdout, summary)
+	}
+	fmt.Fprintf(stdout, "caption retrieval among %d distractors: train images %.3f, held-out images %.3f; wrote %s\n",
+		emojiDistractors, accTrain, accHeld, *out)
+	return nil
+}
+
+// emojiDistractors is the number of wrong captions each image's caption
+// competes with in the retrieval measure (chance 1/32).
+const emojiDistractors = 31
+
+// emojiNames lists every emoji name of both splits (the caption pool of
+// the retrieval measure) and each name's index.
+func emojiNames(sets ...*data.EmojiSet) ([]string, map[string]int) {
+	var names []string
+	index := map[string]int{}
+	for _, s := range sets {
+		for k := range s.Emoji {
+			n := s.Prompt(k)
+			if _, ok := index[n]; !ok {
+				index[n] = len(names)
+				names = append(names, n)
+			}
+		}
+	}
+	return names, index
+}
+
+// emojiReal returns the real images (both styles) of n emoji spread evenly
+// over set, with each image's caption index.
+func emojiReal(set *data.EmojiSet, index map[string]int, n int) ([]*tensor.Tensor, []int) {
+	var imgs []*tensor.Tensor
+	var truth []int
+	pick := map[int]bool{}
+	for i := 0; i < n; i++ {
+		pick[i*len(set.Emoji)/n] = true
+	}
+	sz := set.Size
+	for i := 0; i < set.Len(); i++ {
+		if !pick[set.EmojiOf(i)] {
+			continue
+		}
+		t := tensor.New(3, sz, sz)
+		set.Example(i, t.Data())
+		imgs = append(imgs, t)
+		truth = append(truth, index[set.Prompt(set.EmojiOf(i))])
+	}
+	return imgs, truth
+}
+
+func evalEmoji(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("eval-emoji", "[flags]", `Evaluates a text-to-image emoji model with a scorer from 'tessera train
+emoji-scorer'. For every held-out emoji and as many seen ones it generates one
+image per style-count (2 per emoji, different seeds) from the emoji's name and
+reports: FID on the scorer's image embeddings against the real images of the
+same emoji, with the real-vs-real floor (seen real images against held-out
+real images, same n); and top-1 caption retrieval among 31 distractors for
+generated and real images.`, stderr)
+	dataDir := fs.String("data", "", "emoji data folder (default: $TESSERA_EMOJI or ../shared/data/emoji)")
+	modelDir := fs.String("model", "models/emoji", "model folder (config.json, model.safetensors)")
+	scorerDir := fs.String("scorer", "emoji-scorer", "scorer folder")
+	steps := fs.Int("steps", 32, "sampling steps")
+	sampler := fs.String("sampler", "euler", "sampler: euler, heun, dpm++2m")
+	cfgScale := fs.Float64("cfg", 4, "guidance weight")
+	seed := fs.Uint64("seed", 0, "random seed")
+	grid := fs.String("grid", "", "write a grid of generated (left) and real (right) pairs, seen prompts first, to this PNG")
+	threads := fs.Int("threads", 0, "worker threads (default: all cores)")
+	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
+	if err := parseFlags(fs, args, false); err != nil {
+		return err
+	}
+	setThreads(*threads)
+	m, err := t2i.LoadFS(os.DirFS(*modelDir))
+	if err != nil {
+		return err
+	}
+	s, err := t2i.LoadScorerFS(os.DirFS(*scorerDir))
+	if err != nil {
+		return err
+	}
+	size := m.Config.InputSize
+	trainSet, err := data.LoadEmoji(*dataDir, data.Train, size)
+	if err != nil {
+		return err
+	}
+	heldSet, err := data.LoadEmoji(*dataDir, data.HeldOut, size)
+	if err != nil {
+		return err
+	}
+	names, index := emojiNames(trainSet, heldSet)
+	nEmoji := len(heldSet.Emoji)
+	realHeld, truthHeld := emojiReal(heldSet, index, nEmoji)
+	realSeen, truthSeen := emojiReal(trainSet, index, nEmoji)
+	gen := func(truth []int, seed uint64) ([]*tensor.Tensor, imagegen.Stats, error) {
+		prompts := make([]string, len(truth))
+		for i, k := range truth {
+			prompts[i] = names[k]
+		}
+		return t2i.Generate(m, prompts, t2i.GenerateOptions{Seed: seed, Steps: *steps, Sampler: *sampler, CFG: *cfgScale,
+			Progress: progress.Options{Out: stderr, Label: "generate"}})
+	}
+	genHeld, stHeld, err := gen(truthHeld, *seed)
+	if err != nil {
+		return err
+	}
+	genSeen, _, err := gen(truthSeen, *seed+1)
+	if err != nil {
+		return err
+	}
+	fid := func(a, b []*tensor.Tensor) (float64, error) {
+		fa, err := eval.NewFeatures(s.ImageEmbeddings(a))
+		if err != nil {
+			return 0, err
+		}
+		fb, err := eval.NewFeatures(s.ImageEmbeddings(b))
+		if err != nil {
+			return 0, err
+		}
+		return eval.FID(fa, fb)
+	}
+	res := map[string]any{"n": len(genHeld), "heldout_emoji": nEmoji, "steps": *steps, "sampler": *sampler, "cfg": *cfgScale,
+		"distractors": emojiDistractors, "generate_wall_seconds": stHeld.WallSeconds, "network_evals": stHeld.NetworkEvals, "flops": stHeld.FLOPs}
+	for _, f := range []struct {
+		key  string
+		a, b []*tensor.Tensor
+	}{{"fid_heldout", genHeld, realHeld}, {"fid_floor_heldout", realSeen, realHeld}, {"fid_seen", genSeen, realSeen}} {
+		v, err := fid(f.a, f.b)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.key, err)
+		}
+		res[f.key] = v
+	}
+	for _, r := range []struct {
+		key   string
+		imgs  []*tensor.Tensor
+		truth []int
+	}{{"retrieval_generated_heldout", genHeld, truthHeld}, {"retrieval_generated_seen", genSeen, truthSeen},
+		{"retrieval_real_heldout", realHeld, truthHeld}, {"retrieval_real_seen", realSeen, truthSeen}} {
+		v, err := s.Retrieval(r.imgs, r.truth, names, emojiDistractors, 7)
+		if err != nil {
+			return fmt.Errorf("%s: %w", r.key, err)
+		}
+		res[r.key] = v
+	}
+	if *grid != "" {
+		// 24 seen then 16 held-out emoji, generated image beside a real one.
+		var tiles []*tensor.Tensor
+		for i := 0; i < 24 && 2*i < len(genSeen); i++ {
+			j := 2 * (i * (len(genSeen) / 2) / 24)
+			tiles = append(tiles, genSeen[j], realSeen[j])
+		}
+		for i := 0; i < 16 && 2*i < len(genHeld); i++ {
+			j := 2 * (i * (len(genHeld) / 2) / 16)
+			tiles = append(tiles, genHeld[j], realHeld[j])
+		}
+		if err := imagefile.WriteGrid(*grid, tiles, 8, 2); err != nil {
+			return err
+		}
+	}
+	if *asJSON {
+		return writeJSON(stdout, res)
+	}
+	fmt.Fprintf(stdout, "FID held-out %.3f (floor %.3f, n=%d), seen %.3f; retrieval@%d generated held-out %.3f, seen %.3f; real held-out %.3f, seen %.3f\n",
+		res["fid_heldout"], res["fid_floor_heldout"], len(genHeld), res["fid_seen"], emojiDistractors+1,
+		res["retrieval_generated_heldout"], res["retrieval_generated_seen"], res["retrieval_real_heldout"], res["retrieval_real_seen"])
+	return nil
 }
