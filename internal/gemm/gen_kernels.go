@@ -1,11 +1,11 @@
 //go:build ignore
 
-// gen_kernels writes sgemm_amd64.s, register-tiled SGEMM micro-kernels for
-// AVX-512 (Z registers) and AVX2+FMA (Y registers), and sgemv_amd64.s, the
-// memory-bound SGEMV kernels. Run it with
-// `go generate ./internal/gemm`.
+// gen_kernels writes sgemm_amd64.s, the register-tiled SGEMM micro-kernels
+// for AVX-512 (Z registers) and AVX2+FMA (Y registers) and the in-register
+// transposes that pack transposed B, and sgemv_amd64.s, the memory-bound
+// SGEMV kernels. Run it with `go generate ./internal/gemm`.
 //
-// Every kernel has the Go signature
+// Every micro-kernel has the Go signature
 //
 //	func name(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32)
 //
