@@ -1,0 +1,192 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"tessera/dit"
+	"tessera/imagefile"
+	"tessera/imagegen"
+	"tessera/internal/progress"
+	"tessera/models"
+)
+
+func init() {
+	register(&command{name: "generate", summary: "generate images with a diffusion transformer", run: runGenerate})
+}
+
+const generateAbout = `Samples images from a DiT and writes DIR/0000.png, DIR/0001.png, … and
+DIR/labels.json (the class of each image). The same seed and flags give the
+same images. --model is an embedded model (see 'tessera models') or a folder
+with config.json and model.safetensors. The output folder must not exist or
+be empty; nothing is left in it if generation fails.
+
+Example:
+  tessera generate --model mnist --class 7 --n 16 --seed 1 --out out/sevens`
+
+func runGenerate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("generate", "--model NAME --out DIR [flags]", generateAbout, stderr)
+	modelRef := fs.String("model", "mnist", "embedded model name or model folder")
+	class := fs.Int("class", -1, "class of every image (default: cycle through the classes)")
+	n := fs.Int("n", 8, "number of images")
+	seed := fs.Uint64("seed", 0, "random seed")
+	out := fs.String("out", "", "output folder (required)")
+	steps := fs.Int("steps", 32, "sampling steps")
+	sampler := fs.String("sampler", "euler", "sampler: euler, heun, dpm++2m, ddim (epsilon models)")
+	schedule := fs.String("schedule", "uniform", "noise schedule: uniform, linear-quadratic, shifted")
+	shift := fs.Float64("shift", 3, "shift factor for --schedule shifted")
+	cfg := fs.Float64("cfg", 4, "classifier-free guidance weight (1 disables guidance)")
+	batch := fs.Int("batch", 64, "images per network batch")
+	threads := fs.Int("threads", 0, "worker threads (default: all cores)")
+	grid := fs.Bool("grid", false, "also write DIR/grid.png with all images")
+	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
+	if err := parseFlags(fs, args, false); err != nil {
+		return err
+	}
+	switch {
+	case *out == "":
+		return usagef("--out is required")
+	case *n < 1:
+		return usagef("--n must be at least 1 (have %d)", *n)
+	case *steps < 1:
+		return usagef("--steps must be at least 1 (have %d)", *steps)
+	case *batch < 1:
+		return usagef("--batch must be at least 1 (have %d)", *batch)
+	case *cfg < 0:
+		return usagef("--cfg must not be negative (have %g)", *cfg)
+	}
+	if err := checkOutDir(*out); err != nil {
+		return err
+	}
+	setThreads(*threads)
+	fsys, err := models.Open(*modelRef)
+	if err != nil {
+		return err
+	}
+	m, err := dit.LoadFS(fsys)
+	if err != nil {
+		return fmt.Errorf("model %s: %w", *modelRef, err)
+	}
+	var classes []int
+	if *class >= 0 {
+		if *class >= m.Config.NumClasses {
+			return usagef("--class %d out of range: model %s has classes 0..%d", *class, *modelRef, m.Config.NumClasses-1)
+		}
+		classes = make([]int, *n)
+		for i := range classes {
+			classes[i] = *class
+		}
+	}
+	prog := progress.Options{Out: stderr, Label: "generate"}
+	if *asJSON {
+		prog.Mode = progress.Silent
+	}
+	imgs, st, err := imagegen.Generate(m, imagegen.GenerateOptions{N: *n, Classes: classes, Seed: *seed, Steps: *steps,
+		Sampler: *sampler, Schedule: *schedule, Shift: *shift, CFG: *cfg, Batch: *batch, Progress: prog})
+	if err != nil {
+		return err
+	}
+	if classes == nil {
+		classes = make([]int, *n)
+		for i := range classes {
+			classes[i] = i % m.Config.NumClasses
+		}
+	}
+	labels := map[string]int{}
+	err = writeOutDir(*out, func(dir string) error {
+		for i, img := range imgs {
+			name := fmt.Sprintf("%04d.png", i)
+			if err := imagefile.WritePNG(filepath.Join(dir, name), img); err != nil {
+				return err
+			}
+			labels[name] = classes[i]
+		}
+		if *grid {
+			if err := imagefile.WriteGrid(filepath.Join(dir, "grid.png"), imgs, min(len(imgs), 16), 2); err != nil {
+				return err
+			}
+		}
+		b, err := json.MarshalIndent(labels, "", "  ")
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, "labels.json"), append(b, '\n'), 0o644)
+	})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(stdout, map[string]any{"n": st.N, "wall_seconds": st.WallSeconds, "network_evals": st.NetworkEvals,
+			"block_evals": st.BlockEvals, "flops": st.FLOPs, "steps": st.Steps, "sampler": st.Sampler, "schedule": st.Schedule,
+			"cfg": st.CFG, "model": *modelRef, "out": *out, "images_per_second": float64(st.N) / st.WallSeconds})
+	}
+	fmt.Fprintf(stdout, "wrote %d images to %s in %.2fs (%d network evaluations)\n", st.N, *out, st.WallSeconds, st.NetworkEvals)
+	return nil
+}
+
+// checkOutDir accepts a folder that does not exist or is empty.
+func checkOutDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		parent := filepath.Dir(filepath.Clean(dir))
+		if st, perr := os.Stat(parent); perr != nil || !st.IsDir() {
+			if mkErr := os.MkdirAll(parent, 0o755); mkErr != nil {
+				return fmt.Errorf("output folder %s: cannot create its parent: %w", dir, mkErr)
+			}
+		}
+		return probeWritable(parent, dir)
+	}
+	if err != nil {
+		return fmt.Errorf("output folder %s: %w", dir, err)
+	}
+	if len(ents) > 0 {
+		names := make([]string, 0, 3)
+		for _, e := range ents[:min(3, len(ents))] {
+			names = append(names, e.Name())
+		}
+		return fmt.Errorf("output folder %s is not empty (holds %s…); choose a new folder", dir, strings.Join(names, ", "))
+	}
+	return probeWritable(dir, dir)
+}
+
+func probeWritable(dir, out string) error {
+	f, err := os.CreateTemp(dir, ".tessera-probe-*")
+	if err != nil {
+		return fmt.Errorf("output folder %s is not writable: %w", out, err)
+	}
+	name := f.Name()
+	f.Close()
+	return os.Remove(name)
+}
+
+// writeOutDir fills a temporary sibling folder with fill, then renames it
+// to dir, so that a failure leaves no partial output behind.
+func writeOutDir(dir string, fill func(tmp string) error) error {
+	dir = filepath.Clean(dir)
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+filepath.Base(dir)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("output folder %s: %w", dir, err)
+	}
+	if err := fill(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("writing %s: %w", dir, err)
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	// An existing empty folder is replaced.
+	if err := os.Remove(dir); err != nil && !os.IsNotExist(err) {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("output folder %s: %w", dir, err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("output folder %s: %w", dir, err)
+	}
+	return nil
+}
