@@ -49,7 +49,10 @@ func (m MNIST32) Shape() [3]int { return [3]int{1, 32, 32} }
 
 // TrainOptions configures TrainDiT.
 type TrainOptions struct {
-	Config       dit.Config
+	Config dit.Config
+	// Init, when set, is the starting point (fine-tuning); its config must
+	// equal Config.
+	Init         *dit.Model
 	Steps        int     // optimiser steps
 	Batch        int     // images per step
 	LR           float32 // peak learning rate (warmup then cosine)
@@ -101,6 +104,15 @@ func TrainDiT(ctx context.Context, ds Dataset, o TrainOptions) (*TrainResult, er
 	model, err := dit.New(o.Config, rng)
 	if err != nil {
 		return nil, err
+	}
+	if o.Init != nil {
+		if o.Init.Config != o.Config {
+			return nil, fmt.Errorf("train dit: initial model has config %+v, training config is %+v", o.Init.Config, o.Config)
+		}
+		src := nn.NamedParams(o.Init)
+		for i, p := range nn.NamedParams(model) {
+			p.Var.Value.CopyFrom(src[i].Var.Value)
+		}
 	}
 	params := nn.Trainable(model)
 	opt := optim.NewAdamW(params, optim.AdamWConfig{LR: o.LR, WeightDecay: 0, Beta2: 0.99})

@@ -14,6 +14,7 @@ import (
 	"tessera/imagefile"
 	"tessera/imagegen"
 	"tessera/internal/progress"
+	"tessera/models"
 )
 
 // trainers are the "tessera train <what>" subcommands.
@@ -106,6 +107,7 @@ the newest checkpoint there; Ctrl-C saves before stopping.`, stderr)
 	dataset := fs.String("dataset", "mnist", "training data: mnist")
 	dataDir := fs.String("data", "", "folder of the data set (default: the GoMNIST module for mnist)")
 	configPath := fs.String("config", "", "DiT config.json (default: the reference 32x32 config: patch 4, hidden 256, depth 6, 4 heads)")
+	initRef := fs.String("init", "", "start from this model (embedded name or folder) instead of a fresh one; its config is used")
 	out := fs.String("out", "models/mnist", "output folder for the trained model")
 	ckpt := fs.String("checkpoints", "", "folder for resumable checkpoints (default: none)")
 	ckptEvery := fs.Int("checkpoint-every", 500, "steps between checkpoints")
@@ -136,13 +138,24 @@ the newest checkpoint there; Ctrl-C saves before stopping.`, stderr)
 			return fmt.Errorf("%s: %w", *configPath, err)
 		}
 	}
+	var init *dit.Model
+	if *initRef != "" {
+		fsys, err := models.Open(*initRef)
+		if err != nil {
+			return err
+		}
+		if init, err = dit.LoadFS(fsys); err != nil {
+			return fmt.Errorf("--init %s: %w", *initRef, err)
+		}
+		cfg = init.Config
+	}
 	set, err := data.LoadMNIST(*dataDir, data.Train)
 	if err != nil {
 		return err
 	}
 	ctx, stop := signalContext()
 	defer stop()
-	opts := imagegen.TrainOptions{Config: cfg, Steps: *steps, Batch: *batch, LR: float32(*lr), Seed: *seed,
+	opts := imagegen.TrainOptions{Config: cfg, Init: init, Steps: *steps, Batch: *batch, LR: float32(*lr), Seed: *seed,
 		CheckpointDir: *ckpt, CheckpointEvery: *ckptEvery, Progress: progress.Options{Out: stderr, Label: "train dit"}}
 	if *sampleEvery > 0 {
 		opts.SnapshotEvery = *sampleEvery
