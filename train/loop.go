@@ -78,8 +78,7 @@ type Result struct {
 }
 
 // Run trains from step 0, or from the newest checkpoint, to Steps.
-func (l *Loop) Run(ctx context.Context) (Result, error) {
-	var res Result
+func (l *Loop) Run(ctx context.Context) (res Result, err error) {
 	if l.Step == nil || l.Steps < 0 {
 		return res, fmt.Errorf("train: a Loop needs a Step function and Steps >= 0")
 	}
