@@ -1,0 +1,392 @@
+// Package blockcache is Block Caching (Wimbauer et al., "Cache Me if You
+// Can", CVPR 2024) for DiT sampling: a transformer block whose output has
+// hardly changed since it was last computed is not run again; its cached
+// output is reused, optionally corrected by a per-step scalar scale and
+// shift.
+//
+// The pieces, in the order a user meets them:
+//
+//   - Profile: each block's relative L1 output change between consecutive
+//     network evaluations, Δ_{i,t} = ‖o_{i,t} − o_{i,t−1}‖₁ / ‖o_{i,t}‖₁,
+//     averaged over a calibration set, separately for the conditional and
+//     the unconditional branch of classifier-free guidance.
+//   - NewPlan: the automatic schedule. Block i is recomputed when its
+//     accumulated change since its last computation exceeds the threshold
+//     d, else its cached output is reused. A plan is fixed per (model,
+//     sampler, schedule, steps, guidance) and is stored with the profile.
+//   - TrainScaleShift: per cached block and step, a scalar scale a and
+//     shift b applied to the reused output, a·o + b, trained so that the
+//     cached student, following its own trajectory, matches the uncached
+//     teacher's prediction from the student's state.
+//   - Dynamic: the on-the-fly variant for comparison ("first-block
+//     caching"): block 0 always runs; the remaining blocks are skipped, and
+//     their cached residual added, while block 0's residual has changed by
+//     less than a threshold since the last full computation.
+//
+// Cache implements diffusion.Model, so it works with every sampler and
+// under diffusion.Guided; it keeps separate state for the two guidance
+// branches and counts hits per block.
+package blockcache
+
+import (
+	"fmt"
+
+	"tessera/autodiff"
+	"tessera/dit"
+	"tessera/tensor"
+)
+
+// Branches of classifier-free guidance, the first index of per-branch
+// tables.
+const (
+	Cond   = 0 // rows with a class label
+	Uncond = 1 // rows with the "no class" label
+)
+
+// BlockStats counts one block's decisions over a run, per branch: an
+// evaluation of the branch either computed the block or reused its cache.
+type BlockStats struct {
+	Computed [2]int `json:"computed"` // [cond, uncond]
+	Reused   [2]int `json:"reused"`
+}
+
+// HitRate is the fraction of branch evaluations that reused the cache.
+func (b BlockStats) HitRate() float64 {
+	c := b.Computed[0] + b.Computed[1]
+	r := b.Reused[0] + b.Reused[1]
+	if c+r == 0 {
+		return 0
+	}
+	return float64(r) / float64(c+r)
+}
+
+// Stats is what a cache did over a run.
+type Stats struct {
+	Blocks []BlockStats `json:"blocks"`
+	// RowBlockEvals counts block computations per row (one image of one
+	// branch): the FLOPs the blocks cost are proportional to it.
+	RowBlockEvals int `json:"row_block_evals"`
+	// RowBlockTotal is what RowBlockEvals would be without the cache.
+	RowBlockTotal int `json:"row_block_total"`
+	// BlockEvals counts (network evaluation, block) pairs computed for at
+	// least one row.
+	BlockEvals int `json:"block_evals"`
+}
+
+// Hits is the number of reused branch evaluations per block.
+func (s Stats) Hits() []int {
+	h := make([]int, len(s.Blocks))
+	for i, b := range s.Blocks {
+		h[i] = b.Reused[0] + b.Reused[1]
+	}
+	return h
+}
+
+// HitRate is the overall fraction of row-block evaluations skipped.
+func (s Stats) HitRate() float64 {
+	if s.RowBlockTotal == 0 {
+		return 0
+	}
+	return 1 - float64(s.RowBlockEvals)/float64(s.RowBlockTotal)
+}
+
+// Cache runs a DiT with block caching. Set Plan for the scheduled cache
+// (with its scale-shift when the plan has one) or Dynamic for first-block
+// caching. Call Reset before each new sampling trajectory: the plan is
+// indexed by network evaluation since the last Reset.
+type Cache struct {
+	Model *dit.Model
+	Plan  *Plan
+	// Dynamic, when positive, is the first-block threshold: the remaining
+	// blocks are skipped while mean|r − r_last| / mean|r_last| < Dynamic,
+	// r being block 0's residual and r_last its value at the last full
+	// computation.
+	Dynamic float64
+
+	eval  int
+	state [2]branchState
+	stats Stats
+}
+
+// branchState is one guidance branch's cache.
+type branchState struct {
+	out      []*tensor.Tensor // last computed output of each block, [rows, T, D]
+	residual *tensor.Tensor   // dynamic: block 0's residual at the last full computation
+	tail     *tensor.Tensor   // dynamic: h_L − h_1 at the last full computation
+}
+
+// New returns a scheduled cache for m.
+func New(m *dit.Model, plan *Plan) (*Cache, error) {
+	if plan != nil && len(plan.Compute[Cond]) != len(m.Blocks) {
+		return nil, fmt.Errorf("blockcache: plan for %d blocks, model has %d", len(plan.Compute[Cond]), len(m.Blocks))
+	}
+	c := &Cache{Model: m, Plan: plan}
+	c.Reset()
+	return c, nil
+}
+
+// NewDynamic returns a first-block cache for m with the given threshold.
+func NewDynamic(m *dit.Model, threshold float64) *Cache {
+	c := &Cache{Model: m, Dynamic: threshold}
+	c.Reset()
+	return c
+}
+
+// Reset forgets the cached outputs before a new trajectory (statistics are
+// kept).
+func (c *Cache) Reset() {
+	c.eval = 0
+	for b := range c.state {
+		c.state[b] = branchState{out: make([]*tensor.Tensor, len(c.Model.Blocks))}
+	}
+	if c.stats.Blocks == nil {
+		c.stats.Blocks = make([]BlockStats, len(c.Model.Blocks))
+	}
+}
+
+// Stats returns the counts since the cache was made.
+func (c *Cache) Stats() Stats {
+	s := c.stats
+	s.Blocks = append([]BlockStats(nil), s.Blocks...)
+	return s
+}
+
+// Evals is the number of network evaluations since the last Reset.
+func (c *Cache) Evals() int { return c.eval }
+
+// split returns the number of leading conditional rows of a batch and
+// whether the batch is split into a conditional part followed by an
+// unconditional one (how diffusion.Guided lays it out). Other orders are
+// treated as one conditional branch.
+func split(y []int, null int) (n0 int, ok bool) {
+	for n0 < len(y) && y[n0] != null {
+		n0++
+	}
+	for i := n0; i < len(y); i++ {
+		if y[i] != null {
+			return len(y), false
+		}
+	}
+	return n0, true
+}
+
+// branches returns the row ranges [lo, hi) of the branches present.
+func branches(y []int, null int) [2][2]int {
+	n0, ok := split(y, null)
+	if !ok {
+		return [2][2]int{{0, len(y)}, {len(y), len(y)}}
+	}
+	return [2][2]int{{0, n0}, {n0, len(y)}}
+}
+
+// Predict implements diffusion.Model.
+func (c *Cache) Predict(x *tensor.Tensor, t []float32, y []int) (*tensor.Tensor, error) {
+	m := c.Model
+	if err := m.Check(x.Shape(), t, y); err != nil {
+		return nil, fmt.Errorf("blockcache: %w", err)
+	}
+	if c.Plan != nil && c.eval >= c.Plan.Evals() {
+		return nil, fmt.Errorf("blockcache: network evaluation %d beyond the plan's %d (plan made for sampler %s, %d steps; call Reset between trajectories)",
+			c.eval+1, c.Plan.Evals(), c.Plan.Sampler, c.Plan.Steps)
+	}
+	br := branches(y, m.Config.NumClasses)
+	g := autodiff.NoGrad()
+	defer g.Release()
+	var out *autodiff.Var
+	if c.Plan != nil {
+		out = m.ForwardBlocks(g, autodiff.Const(x), t, y, c.runner(br, nil))
+	} else {
+		out = c.forwardDynamic(g, autodiff.Const(x), t, y, br)
+	}
+	c.eval++
+	return m.Channels(out.Value), nil
+}
+
+// adjust returns the reused output of block i for branch b at the current
+// evaluation: a·o + b with the plan's scalars (or the trainable ones).
+type adjuster func(g *autodiff.Graph, branch, block int, cached *autodiff.Var) *autodiff.Var
+
+// runner is the BlockRunner of the scheduled cache for one evaluation.
+// adj overrides the plan's scale-shift (training uses trainable scalars).
+func (c *Cache) runner(br [2][2]int, adj adjuster) dit.BlockRunner {
+	if adj == nil {
+		adj = c.planAdjust
+	}
+	return func(g *autodiff.Graph, i int, h, cv *autodiff.Var) *autodiff.Var {
+		var need [2]bool
+		present := 0
+		nNeed := 0
+		for b := range br {
+			if br[b][1] == br[b][0] {
+				continue
+			}
+			present++
+			rows := br[b][1] - br[b][0]
+			need[b] = c.Plan.Compute[b][i][c.eval] || c.state[b].out[i] == nil
+			c.stats.RowBlockTotal += rows
+			if need[b] {
+				nNeed++
+				c.stats.Blocks[i].Computed[b]++
+				c.stats.RowBlockEvals += rows
+			} else {
+				c.stats.Blocks[i].Reused[b]++
+			}
+		}
+		if nNeed > 0 {
+			c.stats.BlockEvals++
+		}
+		blk := c.Model.Blocks[i]
+		if nNeed == present {
+			o := blk.Forward(g, h, cv)
+			for b := range br {
+				if br[b][1] > br[b][0] {
+					c.state[b].out[i] = rowsOf(o.Value, br[b][0], br[b][1])
+				}
+			}
+			return o
+		}
+		parts := make([]*autodiff.Var, 0, 2)
+		for b := range br {
+			lo, hi := br[b][0], br[b][1]
+			if hi == lo {
+				continue
+			}
+			if need[b] {
+				o := blk.Forward(g, g.Slice(h, 0, lo, hi), g.Slice(cv, 0, lo, hi))
+				c.state[b].out[i] = o.Value
+				parts = append(parts, o)
+			} else {
+				parts = append(parts, adj(g, b, i, autodiff.Const(c.state[b].out[i])))
+			}
+		}
+		if len(parts) == 1 {
+			return parts[0]
+		}
+		return g.Concat(0, parts...)
+	}
+}
+
+// planAdjust applies the plan's scale and shift, if it has them.
+func (c *Cache) planAdjust(g *autodiff.Graph, b, i int, cached *autodiff.Var) *autodiff.Var {
+	p := c.Plan
+	if p.Scale[Cond] == nil {
+		return cached
+	}
+	a, s := p.Scale[b][i][c.eval], p.Bias[b][i][c.eval]
+	if a == 1 && s == 0 {
+		return cached
+	}
+	src := cached.Value.Contiguous().Data()
+	out := tensor.New(cached.Shape()...)
+	dst := out.Data()
+	for j, v := range src {
+		dst[j] = a*v + s
+	}
+	return autodiff.Const(out)
+}
+
+// rowsOf returns rows [lo, hi) of t along dimension 0 as a view.
+func rowsOf(t *tensor.Tensor, lo, hi int) *tensor.Tensor {
+	if lo == 0 && hi == t.Dim(0) {
+		return t
+	}
+	return t.Slice(0, lo, hi)
+}
+
+// forwardDynamic is first-block caching: block 0 runs on every row; each
+// branch then either runs the remaining blocks or adds their residual from
+// its last full computation.
+func (c *Cache) forwardDynamic(g *autodiff.Graph, x *autodiff.Var, t []float32, y []int, br [2][2]int) *autodiff.Var {
+	m := c.Model
+	h0 := m.Embed(g, x)
+	cv := m.Condition(g, t, y)
+	h1 := m.Blocks[0].Forward(g, h0, cv)
+	depth := len(m.Blocks)
+	parts := make([]*autodiff.Var, 0, 2)
+	full := false
+	for b := range br {
+		lo, hi := br[b][0], br[b][1]
+		if hi == lo {
+			continue
+		}
+		rows := hi - lo
+		st := &c.state[b]
+		r := sub(rowsOf(h1.Value, lo, hi), rowsOf(h0.Value, lo, hi))
+		skip := st.residual != nil && relL1(r, st.residual) < c.Dynamic
+		c.stats.RowBlockTotal += rows * depth
+		c.stats.RowBlockEvals += rows
+		c.stats.Blocks[0].Computed[b]++
+		hb := g.Slice(h1, 0, lo, hi)
+		if skip {
+			for i := 1; i < depth; i++ {
+				c.stats.Blocks[i].Reused[b]++
+			}
+			parts = append(parts, autodiff.Const(add(hb.Value, st.tail)))
+			continue
+		}
+		full = true
+		cb := g.Slice(cv, 0, lo, hi)
+		h := hb
+		for i := 1; i < depth; i++ {
+			h = m.Blocks[i].Forward(g, h, cb)
+			c.stats.Blocks[i].Computed[b]++
+		}
+		c.stats.RowBlockEvals += rows * (depth - 1)
+		st.residual = r
+		st.tail = sub(h.Value, hb.Value)
+		parts = append(parts, h)
+	}
+	c.stats.BlockEvals++
+	if full {
+		c.stats.BlockEvals += depth - 1
+	}
+	h := parts[0]
+	if len(parts) == 2 {
+		h = g.Concat(0, parts...)
+	}
+	return m.Decode(g, h, cv)
+}
+
+// sub returns a − b for same-shaped tensors as a new contiguous tensor.
+func sub(a, b *tensor.Tensor) *tensor.Tensor {
+	av, bv := a.Contiguous().Data(), b.Contiguous().Data()
+	out := tensor.New(a.Shape()...)
+	o := out.Data()
+	for i := range o {
+		o[i] = av[i] - bv[i]
+	}
+	return out
+}
+
+// add returns a + b for same-shaped tensors as a new contiguous tensor.
+func add(a, b *tensor.Tensor) *tensor.Tensor {
+	av, bv := a.Contiguous().Data(), b.Contiguous().Data()
+	out := tensor.New(a.Shape()...)
+	o := out.Data()
+	for i := range o {
+		o[i] = av[i] + bv[i]
+	}
+	return out
+}
+
+// relL1 is Σ|a − b| / Σ|b|.
+func relL1(a, b *tensor.Tensor) float64 {
+	av, bv := a.Contiguous().Data(), b.Contiguous().Data()
+	var num, den float64
+	for i := range av {
+		d := float64(av[i] - bv[i])
+		if d < 0 {
+			d = -d
+		}
+		num += d
+		v := float64(bv[i])
+		if v < 0 {
+			v = -v
+		}
+		den += v
+	}
+	if den == 0 {
+		return num
+	}
+	return num / den
+}

@@ -1,0 +1,358 @@
+package blockcache
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"os"
+	"path/filepath"
+
+	"tessera/autodiff"
+	"tessera/diffusion"
+	"tessera/dit"
+	"tessera/nn"
+	"tessera/tensor"
+)
+
+// Setting is what a profile and a plan are made for: the model and the
+// sampling run. A plan indexes network evaluations, so it only fits runs
+// with the same setting.
+type Setting struct {
+	Model    string  `json:"model"` // Fingerprint of the weights
+	Sampler  string  `json:"sampler"`
+	Schedule string  `json:"schedule"`
+	Shift    float64 `json:"shift,omitempty"`
+	Steps    int     `json:"steps"`
+	CFG      float64 `json:"cfg"`
+}
+
+// Key names the setting in file names.
+func (s Setting) Key() string {
+	return fmt.Sprintf("%s-%s-%s-%g-%d-cfg%g", s.Model, s.Sampler, s.Schedule, s.Shift, s.Steps, s.CFG)
+}
+
+// Fingerprint identifies a model by a hash of its configuration and
+// weights.
+func Fingerprint(m *dit.Model) string {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%+v", m.Config)
+	var buf [4]byte
+	for _, p := range nn.NamedParams(m) {
+		h.Write([]byte(p.Name))
+		for _, v := range p.Var.Value.Contiguous().Data() {
+			binary.LittleEndian.PutUint32(buf[:], math.Float32bits(v))
+			h.Write(buf[:])
+		}
+	}
+	return fmt.Sprintf("%016x", h.Sum64())
+}
+
+// Profile is each block's mean relative L1 output change per network
+// evaluation, per guidance branch: Delta[branch][block][eval], with
+// Delta[·][·][0] = 0 (nothing to compare with). A branch absent from the
+// calibration runs (the unconditional one without guidance) has nil rows.
+type Profile struct {
+	Setting
+	Samples int            `json:"samples"`
+	Delta   [2][][]float64 `json:"delta"`
+}
+
+// Evals is the number of network evaluations per trajectory.
+func (p *Profile) Evals() int {
+	if len(p.Delta[Cond]) == 0 {
+		return 0
+	}
+	return len(p.Delta[Cond][0])
+}
+
+// ProfileOptions configures ProfileModel.
+type ProfileOptions struct {
+	Sampler  string  // default euler
+	Schedule string  // default uniform
+	Shift    float64 // for the shifted schedule
+	Steps    int     // default 32
+	CFG      float64 // guidance weight; 1 (default 0 means 1) disables guidance
+	Samples  int     // calibration images (default 64)
+	Batch    int     // images per batch (default 32)
+	Seed     uint64  // calibration noise seed
+}
+
+func (o *ProfileOptions) defaults() {
+	if o.Sampler == "" {
+		o.Sampler = "euler"
+	}
+	if o.Schedule == "" {
+		o.Schedule = "uniform"
+	}
+	if o.Steps == 0 {
+		o.Steps = 32
+	}
+	if o.CFG == 0 {
+		o.CFG = 1
+	}
+	if o.Samples == 0 {
+		o.Samples = 64
+	}
+	if o.Batch == 0 {
+		o.Batch = 32
+	}
+}
+
+// setting is the Setting o describes for m.
+func (o ProfileOptions) setting(m *dit.Model) Setting {
+	return Setting{Model: Fingerprint(m), Sampler: o.Sampler, Schedule: o.Schedule, Shift: o.Shift, Steps: o.Steps, CFG: o.CFG}
+}
+
+// ProfileModel samples o.Samples images with m uncached (classes cycling
+// through the labels, guidance as in o) and measures every block's
+// relative L1 change per sample between consecutive network evaluations,
+// averaged over the samples.
+func ProfileModel(m *dit.Model, o ProfileOptions) (*Profile, error) {
+	o.defaults()
+	if o.Samples < 1 || o.Batch < 1 || o.Steps < 1 {
+		return nil, fmt.Errorf("blockcache profile: samples, batch and steps must be positive (have %d, %d, %d)", o.Samples, o.Batch, o.Steps)
+	}
+	rec := &recorder{m: m}
+	var model diffusion.Model = rec
+	if o.CFG != 1 {
+		model = diffusion.Guided{Model: rec, Scale: o.CFG, Null: m.Config.NumClasses}
+	}
+	err := trajectories(m, o.Samples, o.Batch, o.Seed, func(noise *tensor.Tensor, y []int) error {
+		rec.reset()
+		_, _, err := diffusion.Sample(model, noise, y, diffusion.Options{Sampler: o.Sampler, Schedule: o.Schedule, Shift: o.Shift, Steps: o.Steps})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("blockcache profile: %w", err)
+	}
+	p := &Profile{Setting: o.setting(m), Samples: o.Samples}
+	for b := range rec.sum {
+		if rec.sum[b] == nil {
+			continue
+		}
+		p.Delta[b] = make([][]float64, len(m.Blocks))
+		for i := range p.Delta[b] {
+			p.Delta[b][i] = make([]float64, len(rec.sum[b][i]))
+			for e, s := range rec.sum[b][i] {
+				if n := rec.count[b][i][e]; n > 0 {
+					p.Delta[b][i][e] = s / float64(n)
+				}
+			}
+		}
+	}
+	return p, nil
+}
+
+// trajectories calls run for successive batches of calibration noise (the
+// same for a seed) and labels cycling through the classes.
+func trajectories(m *dit.Model, samples, batch int, seed uint64, run func(noise *tensor.Tensor, y []int) error) error {
+	cfg := m.Config
+	rng := tensor.NewRNG(seed ^ 0xB10C)
+	for lo := 0; lo < samples; lo += batch {
+		hi := min(lo+batch, samples)
+		noise := rng.Normal(hi-lo, cfg.InChannels, cfg.InputSize, cfg.InputSize)
+		y := make([]int, hi-lo)
+		for i := range y {
+			y[i] = (lo + i) % max(cfg.NumClasses, 1)
+		}
+		if err := run(noise, y); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recorder runs the model uncached and accumulates per-row relative
+// changes of every block's output: sum[branch][block][eval].
+type recorder struct {
+	m     *dit.Model
+	eval  int
+	prev  [][]*tensor.Tensor // [block] last output, whole batch
+	sum   [2][][]float64
+	count [2][][]int
+}
+
+func (r *recorder) reset() {
+	r.eval = 0
+	r.prev = make([][]*tensor.Tensor, len(r.m.Blocks))
+}
+
+func (r *recorder) Predict(x *tensor.Tensor, t []float32, y []int) (*tensor.Tensor, error) {
+	m := r.m
+	if err := m.Check(x.Shape(), t, y); err != nil {
+		return nil, err
+	}
+	br := branches(y, m.Config.NumClasses)
+	e := r.eval
+	out, err := m.PredictBlocks(x, t, y, func(g *autodiff.Graph, i int, h, c *autodiff.Var) *autodiff.Var {
+		o := m.Blocks[i].Forward(g, h, c)
+		ov := o.Value.Contiguous()
+		if prev := r.prev[i]; len(prev) == 1 && e > 0 {
+			pv := prev[0].Data()
+			cur := ov.Data()
+			per := len(cur) / ov.Dim(0)
+			for b := range br {
+				for row := br[b][0]; row < br[b][1]; row++ {
+					d := relL1Slice(cur[row*per:(row+1)*per], pv[row*per:(row+1)*per])
+					r.add(b, i, e, d)
+				}
+			}
+		} else {
+			for b := range br {
+				if br[b][1] > br[b][0] {
+					r.add(b, i, e, 0)
+				}
+			}
+		}
+		r.prev[i] = []*tensor.Tensor{ov}
+		return autodiff.Const(ov)
+	})
+	r.eval++
+	return out, err
+}
+
+// add records change d of block i at evaluation e for branch b.
+func (r *recorder) add(b, i, e int, d float64) {
+	if r.sum[b] == nil {
+		r.sum[b] = make([][]float64, len(r.m.Blocks))
+		r.count[b] = make([][]int, len(r.m.Blocks))
+	}
+	for len(r.sum[b][i]) <= e {
+		r.sum[b][i] = append(r.sum[b][i], 0)
+		r.count[b][i] = append(r.count[b][i], 0)
+	}
+	r.sum[b][i][e] += d
+	r.count[b][i][e]++
+}
+
+// relL1Slice is ‖cur − prev‖₁ / ‖cur‖₁.
+func relL1Slice(cur, prev []float32) float64 {
+	var num, den float64
+	for j, v := range cur {
+		num += math.Abs(float64(v - prev[j]))
+		den += math.Abs(float64(v))
+	}
+	if den == 0 {
+		return 0
+	}
+	return num / den
+}
+
+// Plan is a fixed cache schedule: Compute[branch][block][eval] says
+// whether the block is computed (true) or its cached output reused, and
+// Scale, Bias (nil without scale-shift) hold the scalars applied to a
+// reused output.
+type Plan struct {
+	Setting
+	Threshold float64        `json:"threshold"`
+	Compute   [2][][]bool    `json:"compute"`
+	Scale     [2][][]float32 `json:"scale,omitempty"`
+	Bias      [2][][]float32 `json:"bias,omitempty"`
+}
+
+// NewPlan is the automatic schedule for threshold d: per branch and block,
+// evaluation 0 computes; afterwards the change Δ accumulates from the last
+// computation, and the block is recomputed (and the sum reset) at the
+// first evaluation where the sum exceeds d. A branch the profile lacks is
+// always computed.
+func NewPlan(p *Profile, d float64) *Plan {
+	n := p.Evals()
+	pl := &Plan{Setting: p.Setting, Threshold: d}
+	for b := range pl.Compute {
+		pl.Compute[b] = make([][]bool, len(p.Delta[Cond]))
+		for i := range pl.Compute[b] {
+			row := make([]bool, n)
+			var delta []float64
+			if p.Delta[b] != nil {
+				delta = p.Delta[b][i]
+			}
+			acc := 0.0
+			for e := range row {
+				if e == 0 || delta == nil || e >= len(delta) {
+					row[e] = true
+					continue
+				}
+				acc += delta[e]
+				if acc > d {
+					row[e] = true
+					acc = 0
+				}
+			}
+			pl.Compute[b][i] = row
+		}
+	}
+	return pl
+}
+
+// Evals is the number of network evaluations the plan covers.
+func (p *Plan) Evals() int {
+	if len(p.Compute[Cond]) == 0 {
+		return 0
+	}
+	return len(p.Compute[Cond][0])
+}
+
+// ComputeFraction is the fraction of (block, evaluation) pairs computed for
+// a branch.
+func (p *Plan) ComputeFraction(branch int) float64 {
+	n, on := 0, 0
+	for _, row := range p.Compute[branch] {
+		for _, c := range row {
+			n++
+			if c {
+				on++
+			}
+		}
+	}
+	if n == 0 {
+		return 1
+	}
+	return float64(on) / float64(n)
+}
+
+// SaveJSON writes v as indented JSON to path, creating its folder, through
+// a temporary file so readers never see a partial one.
+func SaveJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", " ")
+	if err != nil {
+		return fmt.Errorf("blockcache: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("blockcache: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("blockcache: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("blockcache: %w", err)
+	}
+	return nil
+}
+
+// LoadJSON reads a file SaveJSON wrote into v.
+func LoadJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("blockcache: %w", err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("blockcache: %s: %w", path, err)
+	}
+	return nil
+}
+
+// DefaultDir is where profiles and plans are stored unless told otherwise:
+// $TESSERA_CACHE_DIR, else the user cache folder's tessera/blockcache.
+func DefaultDir() string {
+	if d := os.Getenv("TESSERA_CACHE_DIR"); d != "" {
+		return d
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		d = os.TempDir()
+	}
+	return filepath.Join(d, "tessera", "blockcache")
+}

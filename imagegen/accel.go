@@ -1,0 +1,344 @@
+package imagegen
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"tessera/blockcache"
+	"tessera/diffusion"
+	"tessera/dit"
+	"tessera/internal/progress"
+	"tessera/tensor"
+)
+
+// Block-caching defaults: conservative, chosen from the measured
+// speed/quality curve of the mnist model (README, "Accelerators").
+const (
+	// DefaultCacheThreshold is the accumulated relative L1 change d above
+	// which a scheduled block is recomputed.
+	DefaultCacheThreshold = 0.3
+	// DefaultDynamicThreshold is the first-block residual change below which
+	// the dynamic cache skips the remaining blocks.
+	DefaultDynamicThreshold = 0.05
+	// DefaultCalibration is the number of calibration images used to
+	// profile a model and to train scale-shift.
+	DefaultCalibration = 64
+)
+
+// CacheOptions configures block caching in GenerateAccel.
+type CacheOptions struct {
+	// Mode is "" (off), "plan" (automatic schedule), "ss" (schedule with
+	// trained scale-shift, the recommended mode) or "dynamic" (first-block
+	// caching).
+	Mode string
+	// Threshold is d for "plan"/"ss" and the first-block threshold for
+	// "dynamic"; 0 takes the default.
+	Threshold float64
+	// Dir stores profiles and plans (default blockcache.DefaultDir()).
+	Dir string
+	// Calibration images for profiling and scale-shift (default 64).
+	Calibration int
+	// Log, when set, receives a line when a profile or plan is computed
+	// rather than loaded.
+	Log func(msg string)
+}
+
+// ParseCache reads the --cache flag: off, plan[:d], ss[:d] or dynamic[:thr]
+// (for instance "ss:0.3").
+func ParseCache(spec string) (CacheOptions, error) {
+	mode, val, hasVal := strings.Cut(strings.TrimSpace(spec), ":")
+	var o CacheOptions
+	switch mode {
+	case "", "off", "none":
+		return o, nil
+	case "plan", "ss", "dynamic":
+		o.Mode = mode
+	default:
+		return o, fmt.Errorf("--cache %q: want off, plan[:d], ss[:d] or dynamic[:threshold]", spec)
+	}
+	if hasVal {
+		d, err := strconv.ParseFloat(val, 64)
+		if err != nil || !(d > 0) {
+			return o, fmt.Errorf("--cache %q: threshold must be a positive number", spec)
+		}
+		o.Threshold = d
+	}
+	return o, nil
+}
+
+// AccelOptions selects the accelerators of GenerateAccel.
+type AccelOptions struct {
+	Cache CacheOptions
+}
+
+// CacheReport is the block cache's part of AccelStats.
+type CacheReport struct {
+	Mode      string  `json:"mode"`
+	Threshold float64 `json:"threshold"`
+	// HitsPerBlock counts, per block, the branch evaluations that reused
+	// the cache (a guided evaluation has two branches).
+	HitsPerBlock []int `json:"hits_per_block"`
+	// HitRatePerBlock is HitsPerBlock over all branch evaluations.
+	HitRatePerBlock []float64 `json:"hit_rate_per_block"`
+	// HitRate is the fraction of block computations (per image) skipped.
+	HitRate float64                 `json:"hit_rate"`
+	Blocks  []blockcache.BlockStats `json:"blocks"`
+	// PlanFile is the stored plan used (scheduled modes).
+	PlanFile string `json:"plan_file,omitempty"`
+}
+
+// AccelStats is Stats with the accelerators' own statistics.
+type AccelStats struct {
+	Stats
+	Cache *CacheReport `json:"cache,omitempty"`
+}
+
+// Setting is the block-cache setting of a generation run.
+func cacheSetting(m *dit.Model, o GenerateOptions) blockcache.Setting {
+	return blockcache.Setting{Model: blockcache.Fingerprint(m), Sampler: o.Sampler, Schedule: o.Schedule, Shift: o.Shift, Steps: o.Steps, CFG: o.CFG}
+}
+
+// CacheProfile returns the stored profile for m and the sampling run of o,
+// computing and storing it first when there is none.
+func CacheProfile(m *dit.Model, o GenerateOptions, c CacheOptions) (*blockcache.Profile, string, error) {
+	o = withDefaults(o)
+	c = c.withDefaults()
+	s := cacheSetting(m, o)
+	path := filepath.Join(c.Dir, s.Key()+".profile.json")
+	var p blockcache.Profile
+	if err := blockcache.LoadJSON(path, &p); err == nil && p.Setting == s {
+		return &p, path, nil
+	}
+	if c.Log != nil {
+		c.Log(fmt.Sprintf("block cache: profiling %d calibration images (%s, %d steps, cfg %g)", c.Calibration, o.Sampler, o.Steps, o.CFG))
+	}
+	prof, err := blockcache.ProfileModel(m, blockcache.ProfileOptions{Sampler: o.Sampler, Schedule: o.Schedule, Shift: o.Shift,
+		Steps: o.Steps, CFG: o.CFG, Samples: c.Calibration, Batch: min(32, c.Calibration)})
+	if err != nil {
+		return nil, "", err
+	}
+	if err := blockcache.SaveJSON(path, prof); err != nil {
+		return nil, "", err
+	}
+	return prof, path, nil
+}
+
+// CachePlan returns the schedule of c's mode and threshold for m and the
+// run of o, with trained scale-shift in mode "ss". Profiles and trained
+// plans are stored in c.Dir and reused.
+func CachePlan(m *dit.Model, o GenerateOptions, c CacheOptions) (*blockcache.Plan, string, error) {
+	o = withDefaults(o)
+	c = c.withDefaults()
+	prof, ppath, err := CacheProfile(m, o, c)
+	if err != nil {
+		return nil, "", err
+	}
+	plan := blockcache.NewPlan(prof, c.Threshold)
+	if c.Mode != "ss" {
+		return plan, ppath, nil
+	}
+	path := filepath.Join(c.Dir, fmt.Sprintf("%s-d%g.ss.json", prof.Key(), c.Threshold))
+	var stored blockcache.Plan
+	if err := blockcache.LoadJSON(path, &stored); err == nil && stored.Setting == prof.Setting && stored.Threshold == c.Threshold {
+		return &stored, path, nil
+	}
+	if c.Log != nil {
+		c.Log(fmt.Sprintf("block cache: training scale-shift for d=%g on %d calibration images", c.Threshold, c.Calibration))
+	}
+	trained, _, err := blockcache.TrainScaleShift(m, plan, blockcache.ScaleShiftOptions{Samples: c.Calibration, Batch: min(32, c.Calibration)})
+	if err != nil {
+		return nil, "", err
+	}
+	if err := blockcache.SaveJSON(path, trained); err != nil {
+		return nil, "", err
+	}
+	return trained, path, nil
+}
+
+func (c CacheOptions) withDefaults() CacheOptions {
+	if c.Threshold == 0 {
+		c.Threshold = DefaultCacheThreshold
+		if c.Mode == "dynamic" {
+			c.Threshold = DefaultDynamicThreshold
+		}
+	}
+	if c.Dir == "" {
+		c.Dir = blockcache.DefaultDir()
+	}
+	if c.Calibration == 0 {
+		c.Calibration = DefaultCalibration
+	}
+	return c
+}
+
+// withDefaults fills GenerateOptions' zero fields as Generate does.
+func withDefaults(o GenerateOptions) GenerateOptions {
+	if o.Steps == 0 {
+		o.Steps = 32
+	}
+	if o.CFG == 0 {
+		o.CFG = 1
+	}
+	if o.Batch < 1 {
+		o.Batch = 64
+	}
+	if o.Sampler == "" {
+		o.Sampler = "euler"
+	}
+	if o.Schedule == "" {
+		o.Schedule = "uniform"
+	}
+	return o
+}
+
+// resettable is an accelerated network with per-trajectory state.
+type resettable interface {
+	diffusion.Model
+	Reset()
+}
+
+// GenerateAccel is Generate with accelerators: the same images for the
+// same options when a is zero, and the same noise per sample otherwise,
+// so accelerated and plain runs compare image by image. Profiles and
+// plans the cache needs are loaded or computed before the clock starts.
+func GenerateAccel(m *dit.Model, o GenerateOptions, a AccelOptions) ([]*tensor.Tensor, AccelStats, error) {
+	if a.Cache.Mode == "" {
+		imgs, st, err := Generate(m, o)
+		return imgs, AccelStats{Stats: st}, err
+	}
+	o = withDefaults(o)
+	cfg := m.Config
+	if err := checkGenerate(cfg, o); err != nil {
+		return nil, AccelStats{}, err
+	}
+	c := a.Cache.withDefaults()
+	var net resettable
+	report := &CacheReport{Mode: c.Mode, Threshold: c.Threshold}
+	switch c.Mode {
+	case "dynamic":
+		net = blockcache.NewDynamic(m, c.Threshold)
+	case "plan", "ss":
+		plan, path, err := CachePlan(m, o, c)
+		if err != nil {
+			return nil, AccelStats{}, fmt.Errorf("generate: %w", err)
+		}
+		cache, err := blockcache.New(m, plan)
+		if err != nil {
+			return nil, AccelStats{}, fmt.Errorf("generate: %w", err)
+		}
+		net, report.PlanFile = cache, path
+	default:
+		return nil, AccelStats{}, fmt.Errorf("generate: unknown cache mode %q", c.Mode)
+	}
+	cnt := &netCounter{m: net}
+	imgs, wall, err := sampleAll(m, o, cnt)
+	if err != nil {
+		return nil, AccelStats{}, err
+	}
+	cs := net.(interface{ Stats() blockcache.Stats }).Stats()
+	report.Blocks = cs.Blocks
+	report.HitsPerBlock = cs.Hits()
+	report.HitRate = cs.HitRate()
+	for _, b := range cs.Blocks {
+		report.HitRatePerBlock = append(report.HitRatePerBlock, b.HitRate())
+	}
+	// FLOPs: everything but the blocks per row evaluated, plus the blocks
+	// actually computed.
+	blockFLOPs := FLOPs(withDepth(cfg, 1), 1) - FLOPs(withDepth(cfg, 0), 1)
+	flops := FLOPs(withDepth(cfg, 0), 1)*float64(cnt.rows) + blockFLOPs*float64(cs.RowBlockEvals)
+	st := Stats{N: o.N, WallSeconds: wall, NetworkEvals: cnt.evals, BlockEvals: cs.BlockEvals, FLOPs: flops,
+		Steps: o.Steps, Sampler: o.Sampler, Schedule: o.Schedule, CFG: o.CFG}
+	return imgs, AccelStats{Stats: st, Cache: report}, nil
+}
+
+func withDepth(c dit.Config, d int) dit.Config { c.Depth = d; return c }
+
+// netCounter counts network evaluations and the rows they carried.
+type netCounter struct {
+	m     resettable
+	evals int
+	rows  int
+}
+
+func (c *netCounter) Predict(x *tensor.Tensor, t []float32, y []int) (*tensor.Tensor, error) {
+	c.evals++
+	c.rows += x.Dim(0)
+	return c.m.Predict(x, t, y)
+}
+
+// checkGenerate validates options as Generate does.
+func checkGenerate(cfg dit.Config, o GenerateOptions) error {
+	if o.N < 1 {
+		return fmt.Errorf("generate: n must be at least 1 (have %d)", o.N)
+	}
+	if o.Steps < 1 {
+		return fmt.Errorf("generate: steps must be at least 1 (have %d)", o.Steps)
+	}
+	if o.Classes != nil && len(o.Classes) != o.N {
+		return fmt.Errorf("generate: %d classes for %d images", len(o.Classes), o.N)
+	}
+	for i, k := range o.Classes {
+		if k < 0 || k > cfg.NumClasses {
+			return fmt.Errorf("generate: class %d of image %d outside 0..%d (%d = unconditional)", k, i, cfg.NumClasses-1, cfg.NumClasses)
+		}
+	}
+	if cfg.PredictsEpsilon() != (o.Sampler == "ddim") {
+		return fmt.Errorf("generate: sampler %s does not fit a model predicting %s", o.Sampler, cfg.Prediction)
+	}
+	return nil
+}
+
+// sampleAll runs the sampling loop of Generate over an accelerated
+// network, resetting its state before each batch's trajectory.
+func sampleAll(m *dit.Model, o GenerateOptions, net *netCounter) ([]*tensor.Tensor, float64, error) {
+	cfg := m.Config
+	classes := o.Classes
+	if classes == nil {
+		classes = make([]int, o.N)
+		for i := range classes {
+			classes[i] = i % max(cfg.NumClasses, 1)
+		}
+	}
+	var model diffusion.Model = net
+	if o.CFG != 1 {
+		model = diffusion.Guided{Model: net, Scale: o.CFG, Null: cfg.NumClasses}
+	}
+	c, s := cfg.InChannels, cfg.InputSize
+	per := c * s * s
+	out := make([]*tensor.Tensor, 0, o.N)
+	prog := o.Progress
+	if prog.Label == "" {
+		prog.Label = "generate"
+	}
+	bar := progress.New(o.N, prog)
+	defer bar.Finish()
+	start := time.Now()
+	for lo := 0; lo < o.N; lo += o.Batch {
+		hi := min(lo+o.Batch, o.N)
+		noise := tensor.New(hi-lo, c, s, s)
+		nd := noise.Data()
+		for i := lo; i < hi; i++ {
+			copy(nd[(i-lo)*per:], SampleNoise(o.Seed, i, per))
+		}
+		net.m.Reset()
+		x, _, err := diffusion.Sample(model, noise, classes[lo:hi], diffusion.Options{
+			Sampler: o.Sampler, Schedule: o.Schedule, Shift: o.Shift, Steps: o.Steps})
+		if err != nil {
+			return nil, 0, fmt.Errorf("generate: %w", err)
+		}
+		xd := x.Data()
+		for i := 0; i < hi-lo; i++ {
+			img := tensor.New(c, s, s)
+			id := img.Data()
+			for j := range id {
+				id[j] = min(max(xd[i*per+j], -1), 1)
+			}
+			out = append(out, img)
+		}
+		bar.Update(hi, 0)
+	}
+	return out, time.Since(start).Seconds(), nil
+}
