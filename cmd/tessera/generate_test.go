@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestGenerateWritesImages(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "imgs")
+	var so, se bytes.Buffer
+	args := []string{"generate", "--model", "mnist", "--class", "3", "--n", "3", "--steps", "2", "--seed", "5", "--out", out, "--json"}
+	if code := run(args, &so, &se); code != 0 {
+		t.Fatalf("exit %d: %s", code, se.String())
+	}
+	for _, f := range []string{"0000.png", "0001.png", "0002.png", "labels.json"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Fatalf("missing %s: %v", f, err)
+		}
+	}
+	var labels map[string]int
+	raw, _ := os.ReadFile(filepath.Join(out, "labels.json"))
+	if err := json.Unmarshal(raw, &labels); err != nil || labels["0002.png"] != 3 {
+		t.Fatalf("labels.json = %s (%v)", raw, err)
+	}
+	var sum map[string]any
+	if err := json.Unmarshal(so.Bytes(), &sum); err != nil {
+		t.Fatalf("--json output %q: %v", so.String(), err)
+	}
+	for _, k := range []string{"n", "wall_seconds", "network_evals", "block_evals", "flops"} {
+		if _, ok := sum[k]; !ok {
+			t.Errorf("--json output lacks %q", k)
+		}
+	}
+	// Same seed and flags, same images.
+	out2 := filepath.Join(t.TempDir(), "again")
+	args[len(args)-2] = out2
+	if code := run(args, &so, &se); code != 0 {
+		t.Fatalf("second run: exit %d: %s", code, se.String())
+	}
+	a, _ := os.ReadFile(filepath.Join(out, "0001.png"))
+	b, _ := os.ReadFile(filepath.Join(out2, "0001.png"))
+	if !bytes.Equal(a, b) {
+		t.Fatal("the same seed gave a different image")
+	}
+}
+
+func TestGenerateErrors(t *testing.T) {
+	full := t.TempDir()
+	os.WriteFile(filepath.Join(full, "keep.txt"), []byte("x"), 0o644)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"unknown model", []string{"--model", "nope", "--out", "OUT"}, 1, `unknown model "nope"`},
+		{"class out of range", []string{"--class", "10", "--out", "OUT"}, 2, "--class 10 out of range"},
+		{"no images", []string{"--n", "0", "--out", "OUT"}, 2, "--n must be at least 1"},
+		{"no steps", []string{"--steps", "0", "--out", "OUT"}, 2, "--steps must be at least 1"},
+		{"no out", []string{}, 2, "--out is required"},
+		{"non-empty out", []string{"--out", full}, 1, "is not empty"},
+		{"bad sampler", []string{"--sampler", "rk4", "--n", "1", "--steps", "1", "--out", "OUT"}, 1, "rk4"},
+		{"unknown flag", []string{"--frobs", "2", "--out", "OUT"}, 2, "not defined"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, "out")
+			args := []string{"generate"}
+			for _, a := range tc.args {
+				args = append(args, strings.ReplaceAll(a, "OUT", out))
+			}
+			var so, se bytes.Buffer
+			if code := run(args, &so, &se); code != tc.code {
+				t.Fatalf("exit %d, want %d: %s", code, tc.code, se.String())
+			}
+			if !strings.Contains(se.String(), tc.msg) {
+				t.Fatalf("stderr %q does not mention %q", se.String(), tc.msg)
+			}
+			// Nothing partial is left behind.
+			ents, _ := os.ReadDir(dir)
+			for _, e := range ents {
+				t.Errorf("left behind %s", e.Name())
+			}
+		})
+	}
+	if ents, _ := os.ReadDir(full); len(ents) != 1 {
+		t.Errorf("the non-empty output folder was changed: %d entries", len(ents))
+	}
+}
