@@ -1,0 +1,286 @@
+package blockcache
+
+import (
+	"math"
+	"path/filepath"
+	"testing"
+
+	"tessera/autodiff"
+	"tessera/diffusion"
+	"tessera/dit"
+	"tessera/nn"
+	"tessera/tensor"
+)
+
+// tinyModel is a small DiT with every weight random (the reference
+// initialisation zeroes adaLN, which would make every block the identity).
+func tinyModel(t *testing.T) *dit.Model {
+	t.Helper()
+	cfg := dit.Config{InputSize: 8, PatchSize: 2, InChannels: 1, HiddenSize: 16, Depth: 3, NumHeads: 2, MLPRatio: 2, NumClasses: 3, Prediction: dit.Velocity}
+	rng := tensor.NewRNG(7)
+	m, err := dit.New(cfg, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range nn.NamedParams(m) {
+		if p.Name != "pos_embed" {
+			nn.Normal(rng, p.Var.Value, 0.2)
+		}
+	}
+	return m
+}
+
+func maxDiff(a, b []float32) float64 {
+	d := 0.0
+	for i := range a {
+		d = math.Max(d, math.Abs(float64(a[i]-b[i])))
+	}
+	return d
+}
+
+// plan returns a plan of n evaluations computing everything except the
+// listed (branch, block, eval) triples.
+func plan(m *dit.Model, n int, cfg float64, reuse ...[3]int) *Plan {
+	p := &Plan{Setting: Setting{Sampler: "euler", Schedule: "uniform", Steps: n, CFG: cfg}}
+	for b := range p.Compute {
+		p.Compute[b] = make([][]bool, len(m.Blocks))
+		for i := range p.Compute[b] {
+			p.Compute[b][i] = make([]bool, n)
+			for e := range p.Compute[b][i] {
+				p.Compute[b][i][e] = true
+			}
+		}
+	}
+	for _, r := range reuse {
+		p.Compute[r[0]][r[1]][r[2]] = false
+	}
+	return p
+}
+
+func TestCacheMatchesUncached(t *testing.T) {
+	m := tinyModel(t)
+	rng := tensor.NewRNG(1)
+	x := rng.Normal(4, 1, 8, 8)
+	ts := []float32{900, 900, 900, 900}
+	guided := []int{0, 2, 3, 3} // two conditional rows, then two unconditional
+	want, err := m.Predict(x, ts, guided)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		cache *Cache
+	}{
+		{"plan computing every block", must(New(m, plan(m, 2, 1)))},
+		{"dynamic with threshold 0", NewDynamic(m, 0)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for e := 0; e < 2; e++ {
+				got, err := tc.cache.Predict(x, ts, guided)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := maxDiff(got.Data(), want.Data()); d > 1e-5 {
+					t.Fatalf("evaluation %d differs from the uncached model by %g", e, d)
+				}
+			}
+			if hr := tc.cache.Stats().HitRate(); hr != 0 {
+				t.Errorf("hit rate %g, want 0", hr)
+			}
+		})
+	}
+}
+
+func must(c *Cache, err error) *Cache {
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
+// TestReuseAndBranches checks that a reused block returns the output it
+// computed last, and that the two guidance branches keep separate state:
+// a branch whose blocks all run matches the uncached model on the new
+// input, while a branch that reuses every block returns its previous
+// output.
+func TestReuseAndBranches(t *testing.T) {
+	m := tinyModel(t)
+	rng := tensor.NewRNG(2)
+	x1, x2 := rng.Normal(4, 1, 8, 8), rng.Normal(4, 1, 8, 8)
+	ts := []float32{500, 500, 500, 500}
+	y := []int{1, 0, 3, 3}
+	var reuse [][3]int
+	for i := range m.Blocks {
+		reuse = append(reuse, [3]int{Uncond, i, 1})
+	}
+	c := must(New(m, plan(m, 2, 4, reuse...)))
+	first, err := c.Predict(x1, ts, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := c.Predict(x2, ts, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := m.Predict(x2, ts, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := len(first.Data()) / 2
+	if d := maxDiff(second.Data()[:half], fresh.Data()[:half]); d > 1e-5 {
+		t.Errorf("conditional rows differ from the uncached model by %g", d)
+	}
+	// The unconditional rows reused every block at the same time and
+	// labels, so they repeat the first evaluation exactly.
+	if d := maxDiff(second.Data()[half:], first.Data()[half:]); d > 1e-6 {
+		t.Errorf("unconditional rows changed by %g despite reusing every block", d)
+	}
+	st := c.Stats()
+	for i, b := range st.Blocks {
+		if b.Reused != [2]int{0, 1} || b.Computed != [2]int{2, 1} {
+			t.Errorf("block %d: computed %v reused %v, want [2 1] and [0 1]", i, b.Computed, b.Reused)
+		}
+	}
+	if _, err := c.Predict(x2, ts, y); err == nil {
+		t.Error("an evaluation beyond the plan was accepted")
+	}
+}
+
+func TestScaleShiftApplied(t *testing.T) {
+	m := tinyModel(t)
+	rng := tensor.NewRNG(3)
+	x := rng.Normal(2, 1, 8, 8)
+	ts := []float32{300, 300}
+	y := []int{0, 1}
+	last := len(m.Blocks) - 1
+	p := plan(m, 2, 1, [3]int{Cond, last, 1})
+	p.Scale[Cond] = [][]float32{{1, 1}, {1, 1}, {1, 2}}
+	p.Bias[Cond] = [][]float32{{0, 0}, {0, 0}, {0, 0.5}}
+	p.Scale[Uncond], p.Bias[Uncond] = p.Scale[Cond], p.Bias[Cond]
+	c := must(New(m, p))
+	var lastOut *tensor.Tensor
+	if _, err := c.Predict(x, ts, y); err != nil {
+		t.Fatal(err)
+	}
+	lastOut = c.state[Cond].out[last].Contiguous()
+	got, err := c.Predict(x, ts, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Reference: the model with the last block's output replaced by
+	// 2·o + 0.5.
+	want, err := m.PredictBlocks(x, ts, y, func(g *autodiff.Graph, i int, h, cv *autodiff.Var) *autodiff.Var {
+		if i == last {
+			return autodiff.Const(affine(lastOut, 2, 0.5))
+		}
+		return m.Blocks[i].Forward(g, h, cv)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxDiff(got.Data(), want.Data()); d > 1e-5 {
+		t.Errorf("scale-shift output differs from the reference by %g", d)
+	}
+}
+
+func affine(t *tensor.Tensor, a, b float32) *tensor.Tensor {
+	out := tensor.New(t.Shape()...)
+	for i, v := range t.Data() {
+		out.Data()[i] = a*v + b
+	}
+	return out
+}
+
+func TestNewPlanAccumulates(t *testing.T) {
+	p := &Profile{Delta: [2][][]float64{{{0, 0.1, 0.1, 0.1, 0.1, 0.5, 0.05}}, nil}}
+	got := NewPlan(p, 0.25)
+	want := []bool{true, false, false, true, false, true, false}
+	for e, w := range want {
+		if got.Compute[Cond][0][e] != w {
+			t.Fatalf("cond schedule %v, want %v", got.Compute[Cond][0], want)
+		}
+		if !got.Compute[Uncond][0][e] {
+			t.Fatalf("a branch missing from the profile must always compute, got %v", got.Compute[Uncond][0])
+		}
+	}
+	if f := got.ComputeFraction(Cond); math.Abs(f-3.0/7) > 1e-12 {
+		t.Errorf("compute fraction %g, want 3/7", f)
+	}
+	// A larger threshold never computes more.
+	for _, d := range []float64{0.05, 0.1, 0.3, 1} {
+		if NewPlan(p, d*2).ComputeFraction(Cond) > NewPlan(p, d).ComputeFraction(Cond) {
+			t.Errorf("threshold %g computes more than %g", d*2, d)
+		}
+	}
+}
+
+func TestProfileAndRoundTrip(t *testing.T) {
+	m := tinyModel(t)
+	for _, cfg := range []float64{1, 3} {
+		prof, err := ProfileModel(m, ProfileOptions{Steps: 5, CFG: cfg, Samples: 6, Batch: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prof.Evals() != 5 || len(prof.Delta[Cond]) != len(m.Blocks) {
+			t.Fatalf("profile covers %d evaluations of %d blocks, want 5 of %d", prof.Evals(), len(prof.Delta[Cond]), len(m.Blocks))
+		}
+		if (prof.Delta[Uncond] != nil) != (cfg != 1) {
+			t.Errorf("cfg %g: unconditional profile present = %v", cfg, prof.Delta[Uncond] != nil)
+		}
+		for _, row := range prof.Delta[Cond] {
+			if row[0] != 0 {
+				t.Errorf("change at evaluation 0 is %g, want 0", row[0])
+			}
+			for _, v := range row[1:] {
+				if !(v > 0) || math.IsInf(v, 0) {
+					t.Errorf("change %g, want a positive finite value", v)
+				}
+			}
+		}
+		path := filepath.Join(t.TempDir(), "p.json")
+		pl := NewPlan(prof, 0.2)
+		if err := SaveJSON(path, pl); err != nil {
+			t.Fatal(err)
+		}
+		var back Plan
+		if err := LoadJSON(path, &back); err != nil {
+			t.Fatal(err)
+		}
+		if back.Setting != pl.Setting || back.ComputeFraction(Cond) != pl.ComputeFraction(Cond) {
+			t.Errorf("plan round trip: %+v, want %+v", back.Setting, pl.Setting)
+		}
+	}
+}
+
+func TestTrainScaleShiftReducesLoss(t *testing.T) {
+	m := tinyModel(t)
+	prof, err := ProfileModel(m, ProfileOptions{Steps: 6, CFG: 2, Samples: 4, Batch: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl := NewPlan(prof, 1e9) // reuse every block after the first evaluation
+	trained, rep, err := TrainScaleShift(m, pl, ScaleShiftOptions{Samples: 4, Batch: 4, Epochs: 12, LR: 0.03})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Loss) != 12 || !(rep.Loss[11] < rep.Loss[0]) {
+		t.Fatalf("loss per epoch %v does not fall", rep.Loss)
+	}
+	for b := range trained.Scale {
+		for i := range trained.Scale[b] {
+			if trained.Scale[b][i][0] != 1 || trained.Bias[b][i][0] != 0 {
+				t.Errorf("computed evaluation 0 has scale-shift %g, %g", trained.Scale[b][i][0], trained.Bias[b][i][0])
+			}
+		}
+	}
+	// The trained plan runs as a cache under every sampler's control.
+	c := must(New(m, trained))
+	_, _, err = diffusion.Sample(diffusion.Guided{Model: c, Scale: 2, Null: 3}, tensor.NewRNG(9).Normal(2, 1, 8, 8), []int{0, 1}, diffusion.Options{Steps: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hr := c.Stats().HitRate(); !(hr > 0.5) {
+		t.Errorf("hit rate %g with an all-reuse plan", hr)
+	}
+}
