@@ -1,0 +1,80 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"tessera/bench"
+	"tessera/classifier"
+	"tessera/dit"
+	"tessera/eval"
+	"tessera/models"
+)
+
+func init() {
+	var modelRef, cache, fewer, out, cacheDir, sampler *string
+	var n, steps *int
+	var seed *uint64
+	var cfg *float64
+	benchSuites["accel"] = &benchSuite{
+		about: "diffusion accelerators: block-cache sweeps vs the baseline and fewer steps, FID and wall time (JSON + PNG)",
+		flags: func(fs *flag.FlagSet) {
+			modelRef = fs.String("model", "mnist", "embedded model name or model folder (class-conditional MNIST DiT)")
+			n = fs.Int("n", 2000, "images per run, the same seeds in every run")
+			seed = fs.Uint64("seed", 0, "seed")
+			steps = fs.Int("steps", 32, "baseline sampling steps")
+			sampler = fs.String("sampler", "euler", "sampler")
+			cfg = fs.Float64("cfg", 4, "guidance weight")
+			cache = fs.String("cache", "ss:0.05,ss:0.1,ss:0.2,plan:0.1,dynamic:0.2", "cache settings to sweep (--cache specs, comma-separated)")
+			fewer = fs.String("fewer-steps", "12,16,20", "step counts of the fewer-steps baselines")
+			cacheDir = fs.String("cache-dir", "", "where profiles and plans are stored")
+			out = fs.String("out", "", "folder for accel.json and accel.png")
+		},
+		run: func(env benchEnv) (any, error) {
+			setThreads(env.Threads)
+			fsys, err := models.Open(*modelRef)
+			if err != nil {
+				return nil, err
+			}
+			m, err := dit.LoadFS(fsys)
+			if err != nil {
+				return nil, fmt.Errorf("model %s: %w", *modelRef, err)
+			}
+			cfsys, err := models.Open("mnist-classifier")
+			if err != nil {
+				return nil, err
+			}
+			net, err := classifier.Load(cfsys, ".")
+			if err != nil {
+				return nil, err
+			}
+			ev, err := eval.NewMNISTEvaluator(net, "", 0)
+			if err != nil {
+				return nil, err
+			}
+			var few []int
+			for _, f := range strings.Split(*fewer, ",") {
+				if f = strings.TrimSpace(f); f == "" {
+					continue
+				}
+				k, err := strconv.Atoi(f)
+				if err != nil || k < 1 {
+					return nil, usagef("--fewer-steps: %q is not a positive integer", f)
+				}
+				few = append(few, k)
+			}
+			var specs []string
+			for _, s := range strings.Split(*cache, ",") {
+				if s = strings.TrimSpace(s); s != "" {
+					specs = append(specs, s)
+				}
+			}
+			return bench.Accel(bench.AccelOptions{Model: m, ModelName: *modelRef, Evaluator: ev, N: *n, Seed: *seed, Steps: *steps,
+				Sampler: *sampler, CFG: *cfg, Cache: specs, FewerSteps: few, CacheDir: *cacheDir, Out: *out,
+				Log: func(msg string) { fmt.Fprintln(os.Stderr, msg) }})
+		},
+	}
+}
