@@ -1,0 +1,335 @@
+// Package flexidit is FlexiDiT (Anagnostidis et al., CVPR 2025) for
+// Tessera's DiTs: the same network run at a weak, larger patch size beside
+// its own, so that early denoising steps, which only need the coarse
+// layout, cost a quarter of the tokens.
+//
+// A flexified model is the frozen base DiT plus, for the weak patch size:
+//
+//   - a patch embedding initialised by the pseudo-inverse of bilinear
+//     resize (FlexiViT's PI-resize): for an 8×8 patch that is the bilinear
+//     upsampling of a 4×4 patch x, the weak kernel w' gives the same token
+//     as the base kernel w, ⟨B·x, w'⟩ = ⟨x, w⟩ with w' = B(BᵀB)⁻¹w;
+//   - a de-embedding initialised as the bilinear upsampling of the base
+//     projection, so each weak token predicts the upsampled 4×4 patch;
+//   - positions from patch centres in pixel coordinates, expressed in the
+//     base grid's units (an 8×8 patch at column j sits at 2j + 0.5), fed to
+//     the base's sin-cos embedding;
+//   - a learned patch-size embedding added to every weak token;
+//   - optional LoRA adapters on attention and MLP used only at the weak
+//     size (the LoRA variant of the paper).
+//
+// The base is never changed, so the powerful patch size computes exactly
+// what it did before flexifying. Fine-tuning (Train) trains the weak
+// parts on the flow-matching target plus distillation to the powerful
+// model's prediction.
+package flexidit
+
+import (
+	"fmt"
+	"math"
+
+	"tessera/autodiff"
+	"tessera/dit"
+	"tessera/nn"
+	"tessera/tensor"
+)
+
+// Config is a flexified model's own settings (flex.json).
+type Config struct {
+	WeakPatch int `json:"weak_patch_size"` // the weak patch size (default 2× the base's)
+	LoRARank  int `json:"lora_rank"`       // 0: no adapters
+	LoRAAlpha int `json:"lora_alpha"`
+}
+
+// Model is a base DiT with a weak patch size.
+type Model struct {
+	Config Config     `safetensors:"-"`
+	Base   *dit.Model `safetensors:"-"`
+
+	WeakEmbed *nn.PatchEmbed `safetensors:"weak_x_embedder"`
+	WeakFinal *nn.Linear     `safetensors:"weak_final_linear"` // [pw·pw·C_out, D]
+	PatchEmb  *autodiff.Var  `safetensors:"patch_size_embed"`  // [1, 1, D], weak tokens only
+	LoRA      []*Adapter     `safetensors:"weak_lora"`         // one per adapted base linear, in base order
+	weakPos   *autodiff.Var  // [1, Tw, D], fixed
+}
+
+// Adapter is a weak-only LoRA on one of the base's linear layers.
+type Adapter struct {
+	A *autodiff.Var `safetensors:"lora_A"` // [r, in]
+	B *autodiff.Var `safetensors:"lora_B"` // [out, r]
+
+	target *nn.Linear
+	scale  float32
+}
+
+// Flexify returns m with a weak patch size, its parts initialised so that
+// the weak model is the base model applied to the bilinearly downsampled
+// image, as far as a linear resize allows.
+func Flexify(m *dit.Model, cfg Config, rng *tensor.RNG) (*Model, error) {
+	bc := m.Config
+	if cfg.WeakPatch == 0 {
+		cfg.WeakPatch = 2 * bc.PatchSize
+	}
+	pw, p := cfg.WeakPatch, bc.PatchSize
+	if pw <= p || bc.InputSize%pw != 0 {
+		return nil, fmt.Errorf("flexidit: weak patch size %d must exceed %d and divide the input size %d", pw, p, bc.InputSize)
+	}
+	if cfg.LoRARank < 0 {
+		return nil, fmt.Errorf("flexidit: LoRA rank %d", cfg.LoRARank)
+	}
+	if cfg.LoRAAlpha == 0 {
+		cfg.LoRAAlpha = max(cfg.LoRARank, 1)
+	}
+	d, c, co := bc.HiddenSize, bc.InChannels, bc.OutChannels()
+	f := &Model{Config: cfg, Base: m}
+	r := Resize(pw, p) // [pw, p]
+	up := kron(r, r)   // [pw², p²]
+	pinvT := pinvTranspose(r)
+	embedT := kron(pinvT, pinvT) // [pw², p²]: B(BᵀB)⁻¹
+
+	f.WeakEmbed = nn.NewPatchEmbed(rng, c, d, pw)
+	wb, ww := m.XEmbedder.Proj.Weight.Value.Contiguous().Data(), f.WeakEmbed.Proj.Weight.Value.Data()
+	for o := 0; o < d*c; o++ { // each (out, in-channel) kernel
+		apply(ww[o*pw*pw:(o+1)*pw*pw], embedT, wb[o*p*p:(o+1)*p*p])
+	}
+	f.WeakEmbed.Proj.Bias.Value.CopyFrom(m.XEmbedder.Proj.Bias.Value)
+
+	// De-embedding: rows of the final projection are laid out [p, p, C].
+	f.WeakFinal = nn.NewLinear(rng, d, pw*pw*co, true)
+	fb := m.FinalLayer.Linear.Weight.Value.Contiguous().Data()
+	fbb := m.FinalLayer.Linear.Bias.Value.Contiguous().Data()
+	fw, fwb := f.WeakFinal.Weight.Value.Data(), f.WeakFinal.Bias.Value.Data()
+	for ch := 0; ch < co; ch++ {
+		for q := 0; q < pw*pw; q++ {
+			row := fw[(q*co+ch)*d : (q*co+ch+1)*d]
+			clear(row)
+			fwb[q*co+ch] = 0
+			for k := 0; k < p*p; k++ {
+				wgt := float32(up[q*p*p+k])
+				if wgt == 0 {
+					continue
+				}
+				src := fb[(k*co+ch)*d : (k*co+ch+1)*d]
+				for j := range row {
+					row[j] += wgt * src[j]
+				}
+				fwb[q*co+ch] += wgt * fbb[k*co+ch]
+			}
+		}
+	}
+	f.PatchEmb = autodiff.Param(tensor.New(1, 1, d))
+	f.weakPos = autodiff.Const(CentrePosEmbed(d, bc.InputSize, p, pw))
+	if cfg.LoRARank > 0 {
+		for _, blk := range m.Blocks {
+			for _, l := range []*nn.Linear{blk.Attn.QKV, blk.Attn.Proj, blk.MLP.FC1, blk.MLP.FC2} {
+				a := tensor.New(cfg.LoRARank, l.In())
+				nn.LinearDefault(rng, a, nil)
+				f.LoRA = append(f.LoRA, &Adapter{A: autodiff.Param(a), B: autodiff.Param(tensor.New(l.Out(), cfg.LoRARank)),
+					target: l, scale: float32(cfg.LoRAAlpha) / float32(cfg.LoRARank)})
+			}
+		}
+	}
+	return f, nil
+}
+
+// Resize is the bilinear resize matrix [out, in] of one axis with half-pixel
+// centres (PyTorch's align_corners=False): output pixel o samples the
+// input at (o + ½)·in/out − ½, clamped to the edge pixels.
+func Resize(out, in int) [][]float64 {
+	r := make([][]float64, out)
+	for o := range r {
+		r[o] = make([]float64, in)
+		x := (float64(o)+0.5)*float64(in)/float64(out) - 0.5
+		x = math.Max(0, math.Min(x, float64(in-1)))
+		lo := int(math.Floor(x))
+		hi := min(lo+1, in-1)
+		w := x - float64(lo)
+		r[o][lo] += 1 - w
+		r[o][hi] += w
+	}
+	return r
+}
+
+// pinvTranspose returns R(RᵀR)⁻¹ [out, in], so that (R⊗R)ᵀ applied to the
+// Kronecker square of it is the identity.
+func pinvTranspose(r [][]float64) [][]float64 {
+	in := len(r[0])
+	g := make([][]float64, in) // RᵀR
+	for i := range g {
+		g[i] = make([]float64, in)
+		for j := range g[i] {
+			for _, row := range r {
+				g[i][j] += row[i] * row[j]
+			}
+		}
+	}
+	inv := invert(g)
+	out := make([][]float64, len(r))
+	for o := range out {
+		out[o] = make([]float64, in)
+		for j := 0; j < in; j++ {
+			for k := 0; k < in; k++ {
+				out[o][j] += r[o][k] * inv[k][j]
+			}
+		}
+	}
+	return out
+}
+
+// invert is Gauss-Jordan inversion with partial pivoting of a small
+// well-conditioned matrix.
+func invert(a [][]float64) [][]float64 {
+	n := len(a)
+	m := make([][]float64, n)
+	for i := range m {
+		m[i] = make([]float64, 2*n)
+		copy(m[i], a[i])
+		m[i][n+i] = 1
+	}
+	for col := 0; col < n; col++ {
+		piv := col
+		for r := col + 1; r < n; r++ {
+			if math.Abs(m[r][col]) > math.Abs(m[piv][col]) {
+				piv = r
+			}
+		}
+		m[col], m[piv] = m[piv], m[col]
+		d := m[col][col]
+		for j := range m[col] {
+			m[col][j] /= d
+		}
+		for r := 0; r < n; r++ {
+			if r != col && m[r][col] != 0 {
+				f := m[r][col]
+				for j := range m[r] {
+					m[r][j] -= f * m[col][j]
+				}
+			}
+		}
+	}
+	out := make([][]float64, n)
+	for i := range out {
+		out[i] = m[i][n:]
+	}
+	return out
+}
+
+// kron is the Kronecker product a⊗b as a flat row-major matrix
+// [ra·rb, ca·cb]: it acts on row-major 2-d patches.
+func kron(a, b [][]float64) []float64 {
+	ra, ca, rb, cb := len(a), len(a[0]), len(b), len(b[0])
+	out := make([]float64, ra*rb*ca*cb)
+	cols := ca * cb
+	for i := 0; i < ra; i++ {
+		for k := 0; k < rb; k++ {
+			for j := 0; j < ca; j++ {
+				for l := 0; l < cb; l++ {
+					out[(i*rb+k)*cols+j*cb+l] = a[i][j] * b[k][l]
+				}
+			}
+		}
+	}
+	return out
+}
+
+// apply sets dst = M·src for a flat row-major M [len(dst), len(src)].
+func apply(dst []float32, m []float64, src []float32) {
+	n := len(src)
+	for i := range dst {
+		s := 0.0
+		for j, v := range src {
+			s += m[i*n+j] * float64(v)
+		}
+		dst[i] = float32(s)
+	}
+}
+
+// CentrePosEmbed is the base's 2-d sin-cos position embedding [1, T, dim]
+// for patches of size patch over an input×input image, each placed at its
+// centre in pixels expressed in units of the base patch size: column j of
+// the patch grid sits at (patch·j + patch/2 − base/2)/base. At patch ==
+// base this is dit.PosEmbed.
+func CentrePosEmbed(dim, input, base, patch int) *tensor.Tensor {
+	grid := input / patch
+	q := dim / 4
+	omega := make([]float64, q)
+	for k := range omega {
+		omega[k] = 1 / math.Pow(10000, float64(k)/float64(q))
+	}
+	pos := func(j int) float64 {
+		return (float64(patch*j) + float64(patch)/2 - float64(base)/2) / float64(base)
+	}
+	out := tensor.New(1, grid*grid, dim)
+	d := out.Data()
+	for i := 0; i < grid; i++ {
+		for j := 0; j < grid; j++ {
+			row := d[(i*grid+j)*dim : (i*grid+j+1)*dim]
+			for k, w := range omega {
+				row[k] = float32(math.Sin(pos(j) * w))
+				row[q+k] = float32(math.Cos(pos(j) * w))
+				row[2*q+k] = float32(math.Sin(pos(i) * w))
+				row[3*q+k] = float32(math.Cos(pos(i) * w))
+			}
+		}
+	}
+	return out
+}
+
+// Trainable is the weak parts' parameters (the base stays frozen).
+func (f *Model) Trainable() []*autodiff.Var {
+	ps := []*autodiff.Var{f.WeakEmbed.Proj.Weight, f.WeakEmbed.Proj.Bias, f.WeakFinal.Weight, f.WeakFinal.Bias, f.PatchEmb}
+	for _, a := range f.LoRA {
+		ps = append(ps, a.A, a.B)
+	}
+	return ps
+}
+
+// withAdapters runs fn with the weak LoRA adapters plugged into the base's
+// linear layers, and unplugs them afterwards.
+func (f *Model) withAdapters(fn func()) {
+	for _, a := range f.LoRA {
+		a.target.LoraA, a.target.LoraB, a.target.LoraScale = a.A, a.B, a.scale
+	}
+	defer func() {
+		for _, a := range f.LoRA {
+			a.target.LoraA, a.target.LoraB, a.target.LoraScale = nil, nil, 0
+		}
+	}()
+	fn()
+}
+
+// ForwardWeak runs the network at the weak patch size on x [B, C, H, W]:
+// [B, C_out, H, W].
+func (f *Model) ForwardWeak(g *autodiff.Graph, x *autodiff.Var, t []float32, y []int) *autodiff.Var {
+	m := f.Base
+	var out *autodiff.Var
+	f.withAdapters(func() {
+		h := g.Add(g.Add(f.WeakEmbed.Forward(g, x), f.weakPos), f.PatchEmb) // [B, Tw, D]
+		c := m.Condition(g, t, y)
+		for _, blk := range m.Blocks {
+			h = blk.Forward(g, h, c)
+		}
+		fl := &dit.FinalLayer{AdaLN: m.FinalLayer.AdaLN, Linear: f.WeakFinal}
+		pw := f.Config.WeakPatch
+		out = dit.Unpatchify(g, fl.Forward(g, h, c), pw, m.Config.OutChannels(), m.Config.InputSize/pw)
+	})
+	return out
+}
+
+// PredictWeak is dit.Model.Predict at the weak patch size.
+func (f *Model) PredictWeak(x *tensor.Tensor, t []float32, y []int) (*tensor.Tensor, error) {
+	m := f.Base
+	if err := m.Check(x.Shape(), t, y); err != nil {
+		return nil, fmt.Errorf("flexidit: %w", err)
+	}
+	g := autodiff.NoGrad()
+	defer g.Release()
+	return m.Channels(f.ForwardWeak(g, autodiff.Const(x), t, y).Value), nil
+}
+
+// WeakConfig is the base config at the weak patch size (for FLOP counts).
+func (f *Model) WeakConfig() dit.Config {
+	c := f.Base.Config
+	c.PatchSize = f.Config.WeakPatch
+	return c
+}

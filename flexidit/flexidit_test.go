@@ -1,0 +1,242 @@
+package flexidit
+
+import (
+	"context"
+	"math"
+	"testing"
+
+	"tessera/autodiff"
+	"tessera/diffusion"
+	"tessera/dit"
+	"tessera/nn"
+	"tessera/tensor"
+)
+
+func tinyBase(t *testing.T) *dit.Model {
+	t.Helper()
+	cfg := dit.Config{InputSize: 16, PatchSize: 2, InChannels: 1, HiddenSize: 16, Depth: 2, NumHeads: 2, MLPRatio: 2, NumClasses: 3, Prediction: dit.Velocity}
+	rng := tensor.NewRNG(5)
+	m, err := dit.New(cfg, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range nn.NamedParams(m) {
+		if p.Name != "pos_embed" {
+			nn.Normal(rng, p.Var.Value, 0.2)
+		}
+	}
+	return m
+}
+
+func maxDiff(a, b []float32) float64 {
+	d := 0.0
+	for i := range a {
+		d = math.Max(d, math.Abs(float64(a[i]-b[i])))
+	}
+	return d
+}
+
+// upsamplePatches builds an image whose weak patches (pw×pw) are the
+// bilinear resize of the base patches (p×p) of a smaller image: weak
+// patch (i, j) of the result is B·(patch (i, j) of small).
+func upsamplePatches(small *tensor.Tensor, p, pw int) *tensor.Tensor {
+	n := small.Dim(2) / p
+	r := Resize(pw, p)
+	out := tensor.New(small.Dim(0), 1, n*pw, n*pw)
+	s, o := small.Data(), out.Data()
+	side, wide := n*p, n*pw
+	for b := 0; b < small.Dim(0); b++ {
+		for i := 0; i < n; i++ {
+			for j := 0; j < n; j++ {
+				for u := 0; u < pw; u++ {
+					for v := 0; v < pw; v++ {
+						sum := 0.0
+						for a := 0; a < p; a++ {
+							for c := 0; c < p; c++ {
+								sum += r[u][a] * r[v][c] * float64(s[b*side*side+(i*p+a)*side+j*p+c])
+							}
+						}
+						o[b*wide*wide+(i*pw+u)*wide+j*pw+v] = float32(sum)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+func TestPseudoInverseEmbedding(t *testing.T) {
+	m := tinyBase(t)
+	f, err := Flexify(m, Config{WeakPatch: 4}, tensor.NewRNG(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := tensor.NewRNG(2).Normal(2, 1, 8, 8) // base grid 4×4
+	big := upsamplePatches(small, 2, 4)          // weak grid 4×4
+	g := autodiff.NoGrad()
+	want := m.XEmbedder.Forward(g, autodiff.Const(small)).Value.Contiguous().Data()
+	got := f.WeakEmbed.Forward(g, autodiff.Const(big)).Value.Contiguous().Data()
+	if d := maxDiff(got, want); d > 1e-4 {
+		t.Errorf("weak tokens of the upsampled image differ from base tokens by %g", d)
+	}
+	// De-embedding: each weak patch is the bilinear upsampling of the base
+	// projection's patch for the same token.
+	h := autodiff.Const(tensor.NewRNG(3).Normal(2, 16, 16))
+	basePatches := m.FinalLayer.Linear.Forward(g, h).Value // [2, 16, 4]
+	weakPatches := f.WeakFinal.Forward(g, h).Value         // [2, 16, 16]
+	r := Resize(4, 2)
+	bp, wp := basePatches.Contiguous().Data(), weakPatches.Contiguous().Data()
+	for tok := 0; tok < 32; tok++ {
+		for u := 0; u < 4; u++ {
+			for v := 0; v < 4; v++ {
+				want := 0.0
+				for a := 0; a < 2; a++ {
+					for c := 0; c < 2; c++ {
+						want += r[u][a] * r[v][c] * float64(bp[tok*4+a*2+c])
+					}
+				}
+				if got := float64(wp[tok*16+u*4+v]); math.Abs(got-want) > 1e-4 {
+					t.Fatalf("token %d pixel (%d,%d): %g, want %g", tok, u, v, got, want)
+				}
+			}
+		}
+	}
+}
+
+func TestCentrePositions(t *testing.T) {
+	tests := []struct{ dim, input, base int }{{16, 16, 2}, {128, 32, 4}}
+	for _, tc := range tests {
+		got := CentrePosEmbed(tc.dim, tc.input, tc.base, tc.base).Data()
+		want := dit.PosEmbed(tc.dim, tc.input/tc.base).Data()
+		if d := maxDiff(got, want); d > 1e-6 {
+			t.Errorf("%+v: centre positions at the base patch size differ from the base embedding by %g", tc, d)
+		}
+	}
+	// A weak patch twice as wide sits between the two base patches it
+	// covers: its embedding at column 0 is that of position 0.5.
+	w := CentrePosEmbed(16, 16, 2, 4).Data()
+	if want := float32(math.Sin(0.5)); math.Abs(float64(w[0]-want)) > 1e-6 {
+		t.Errorf("first weak column's sin(x·ω₀) = %g, want sin(0.5) = %g", w[0], want)
+	}
+}
+
+func TestPowerfulUnchangedAndSchedule(t *testing.T) {
+	m := tinyBase(t)
+	x := tensor.NewRNG(4).Normal(2, 1, 16, 16)
+	ts, y := []float32{700, 700}, []int{1, 3}
+	before, err := m.Predict(x, ts, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Flexify(m, Config{LoRARank: 2}, tensor.NewRNG(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range f.LoRA { // make the adapters matter
+		nn.Normal(tensor.NewRNG(6), a.B.Value, 0.5)
+	}
+	if _, err := f.PredictWeak(x, ts, y); err != nil {
+		t.Fatal(err)
+	}
+	after, err := m.Predict(x, ts, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxDiff(after.Data(), before.Data()); d != 0 {
+		t.Errorf("the powerful model changed by %g after flexifying", d)
+	}
+	tests := []struct {
+		name    string
+		s       Sampler
+		weakSeq []bool
+	}{
+		{"weak first", Sampler{WeakEvals: 2, Total: 4}, []bool{true, true, false, false}},
+		{"reversed", Sampler{WeakEvals: 1, Total: 4, Reverse: true}, []bool{false, false, false, true}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.s
+			s.Flex = f
+			weak, _ := f.PredictWeak(x, ts, y)
+			for e, w := range tc.weakSeq {
+				out, err := s.Predict(x, ts, y)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ref := before
+				if w {
+					ref = weak
+				}
+				if d := maxDiff(out.Data(), ref.Data()); d > 1e-6 {
+					t.Errorf("evaluation %d (weak=%v) differs from its reference by %g", e, w, d)
+				}
+			}
+			if s.WeakRows != 2*tc.s.WeakEvals {
+				t.Errorf("weak rows %d, want %d", s.WeakRows, 2*tc.s.WeakEvals)
+			}
+		})
+	}
+	// Weak-model guidance: conditional rows powerful, unconditional weak.
+	s := Sampler{Flex: f, WeakEvals: 0, Total: 1, WeakGuidance: true, Null: 3}
+	out, err := s.Predict(x, ts, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weak, _ := f.PredictWeak(x, ts, y)
+	half := len(out.Data()) / 2
+	if maxDiff(out.Data()[:half], before.Data()[:half]) > 1e-5 || maxDiff(out.Data()[half:], weak.Data()[half:]) > 1e-5 {
+		t.Error("weak guidance does not run the unconditional row weak and the conditional row powerful")
+	}
+}
+
+type toyData struct{}
+
+func (toyData) Len() int { return 8 }
+func (toyData) Example(i int, dst []float32) int {
+	for j := range dst {
+		dst[j] = float32(math.Sin(float64(i+j) * 0.3))
+	}
+	return i % 3
+}
+func (toyData) Shape() [3]int { return [3]int{1, 16, 16} }
+
+func TestTrainAndRoundTrip(t *testing.T) {
+	m := tinyBase(t)
+	f, err := Flexify(m, Config{LoRARank: 2}, tensor.NewRNG(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := m.XEmbedder.Proj.Weight.Value.Clone()
+	res, err := Train(context.Background(), f, toyData{}, TrainOptions{Steps: 30, Batch: 8, LR: 3e-3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(res.LastLoss > 0) {
+		t.Errorf("last loss %g", res.LastLoss)
+	}
+	if d := maxDiff(m.XEmbedder.Proj.Weight.Value.Data(), before.Data()); d != 0 {
+		t.Errorf("training changed the base model by %g", d)
+	}
+	dir := t.TempDir()
+	if err := f.Save(dir); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(m, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := tensor.NewRNG(8).Normal(1, 1, 16, 16)
+	a, _ := f.PredictWeak(x, []float32{400}, []int{2})
+	b, err := back.PredictWeak(x, []float32{400}, []int{2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxDiff(a.Data(), b.Data()); d > 1e-6 {
+		t.Errorf("weak prediction changed by %g after save and load", d)
+	}
+	// The scheduler runs under a sampler with guidance.
+	s := &Sampler{Flex: f, WeakEvals: 2, Total: 4}
+	if _, _, err := diffusion.Sample(diffusion.Guided{Model: s, Scale: 2, Null: 3}, x, []int{1}, diffusion.Options{Steps: 4}); err != nil {
+		t.Fatal(err)
+	}
+}
