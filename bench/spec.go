@@ -24,6 +24,8 @@ type SpecOptions struct {
 	MaxNew        int            // answer token budget (default decoders.MaxAnswer)
 	Seed          uint64         // problem seed (the same prompts for every method)
 	JudgeProblems int            // held-out problems for the judge's AUROC (default 200)
+	// JudgeThreshold, when in (0, 1), replaces the judge's own threshold.
+	JudgeThreshold float32
 
 	// TextTarget and TextDraft, when set, are compared on TextPrompts
 	// windows of Text (plain speculative decoding on general text).
@@ -93,6 +95,7 @@ type SpecResult struct {
 	DraftParams  int         `json:"draft_params"`
 	FLOPsRatio   float64     `json:"target_over_draft_flops_per_token"`
 	K            int         `json:"k"`
+	Threshold    float32     `json:"judge_threshold,omitempty"`
 	MaxK         int         `json:"max_k"`
 	Fixed        bool        `json:"fixed_k"`
 	Splits       []SpecSplit `json:"splits"`
@@ -116,9 +119,17 @@ func Spec(o SpecOptions) (*SpecResult, error) {
 		o.MaxK = o.K
 	}
 	o.JudgeProblems = cmpOr(o.JudgeProblems, 200)
+	if o.Judge != nil && o.JudgeThreshold > 0 && o.JudgeThreshold < 1 {
+		j := *o.Judge
+		j.Threshold = o.JudgeThreshold
+		o.Judge = &j
+	}
 	o.TextPrompts, o.TextPromptLen, o.TextNew = cmpOr(o.TextPrompts, 8), cmpOr(o.TextPromptLen, 64), cmpOr(o.TextNew, 128)
 	res := &SpecResult{TargetParams: o.Target.Config.Params(), DraftParams: o.Draft.Config.Params(),
 		FLOPsRatio: o.Target.Config.FLOPsPerToken(64) / o.Draft.Config.FLOPsPerToken(64), K: o.K, MaxK: o.MaxK, Fixed: o.Fixed}
+	if o.Judge != nil {
+		res.Threshold = o.Judge.Threshold
+	}
 	var err error
 	withThreads(o.Threads, func() {
 		for _, split := range []corpus.Split{corpus.HeldOut, corpus.OutOfDomain} {

@@ -14,6 +14,7 @@ func init() {
 	var target, draft, judge, textTarget, textDraft, dataDir *string
 	var prompts, k, maxK, textPrompts *int
 	var fixed *bool
+	var threshold *float64
 	var seed *uint64
 	benchSuites["spec"] = &benchSuite{
 		about: "target-only vs speculative vs Judge Decoding on held-out and out-of-domain arithmetic, and on tinyshakespeare",
@@ -30,13 +31,17 @@ func init() {
 			maxK = fs.Int("max-k", 0, "bound of the adaptive draft length (default 2k)")
 			fixed = fs.Bool("fixed", false, "keep the draft length at k")
 			seed = fs.Uint64("seed", 0, "problem seed")
+			threshold = fs.Float64("judge-threshold", 0, "judge acceptance threshold in (0, 1) (default: the judge's own)")
 		},
 		run: func(env benchEnv) (any, error) {
+			if *threshold < 0 || *threshold >= 1 {
+				return nil, usagef("--judge-threshold must be in (0, 1) (have %g)", *threshold)
+			}
 			if *k <= 0 || *prompts <= 0 || *textPrompts <= 0 || *maxK < 0 {
 				return nil, usagef("--k, --prompts and --text-prompts must be positive (have %d, %d, %d)", *k, *prompts, *textPrompts)
 			}
 			o := bench.SpecOptions{Prompts: *prompts, K: *k, MaxK: *maxK, Fixed: *fixed, Seed: *seed,
-				TextPrompts: *textPrompts, Threads: env.Threads}
+				TextPrompts: *textPrompts, Threads: env.Threads, JudgeThreshold: float32(*threshold)}
 			var err error
 			if o.Target, err = loadDecoder(*target); err != nil {
 				return nil, err

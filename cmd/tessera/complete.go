@@ -35,6 +35,7 @@ func runComplete(args []string, stdout, stderr io.Writer) error {
 	prompt := fs.String("prompt", "", "text to continue (required)")
 	draftRef := fs.String("draft", "", "draft model for speculative decoding")
 	judgeRef := fs.String("judge", "", "judge head for Judge Decoding (needs --draft)")
+	threshold := fs.Float64("judge-threshold", 0, "judge acceptance threshold in (0, 1) (default: the judge's own)")
 	k := fs.Int("k", 8, "draft tokens per round (the initial length when adaptive)")
 	fixed := fs.Bool("fixed", false, "keep the draft length at --k instead of adapting it")
 	maxTokens := fs.Int("max-tokens", 64, "maximum tokens to generate")
@@ -63,6 +64,8 @@ func runComplete(args []string, stdout, stderr io.Writer) error {
 		return usagef("--top-k must not be negative and --top-p must be in (0, 1]")
 	case *context < 2:
 		return usagef("--context must be at least 2 (have %d)", *context)
+	case *threshold < 0 || *threshold >= 1:
+		return usagef("--judge-threshold must be in (0, 1) (have %g)", *threshold)
 	case *judgeRef != "" && *draftRef == "":
 		return usagef("--judge needs --draft")
 	}
@@ -111,6 +114,9 @@ func runComplete(args []string, stdout, stderr io.Writer) error {
 		if *judgeRef != "" {
 			if opt.Judge, err = loadJudge(*judgeRef, target.Config.HiddenSize); err != nil {
 				return err
+			}
+			if *threshold > 0 {
+				opt.Judge.Threshold = float32(*threshold)
 			}
 		}
 		dec, err := specdec.New(tc, dc, opt)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"time"
 
@@ -117,8 +118,11 @@ checkpoint there; Ctrl-C saves before stopping.`, stderr)
 		return err
 	}
 	summary := map[string]any{"out": *out, "corpus": *corpusName, "steps": res.Steps, "batch": *batch, "seq_len": *seqLen,
-		"final_loss": res.MeanLoss, "params": cfg.Params(), "flops_per_token": cfg.FLOPsPerToken(64),
+		"params": cfg.Params(), "flops_per_token": cfg.FLOPsPerToken(64),
 		"wall_seconds": time.Since(began).Seconds()}
+	if !math.IsNaN(res.MeanLoss) { // NaN when a resumed run had no steps left
+		summary["final_loss"] = res.MeanLoss
+	}
 	if valid != nil {
 		l, err := decoders.Loss(m, valid)
 		if err != nil {
