@@ -390,3 +390,15 @@ func relL1(a, b *tensor.Tensor) float64 {
 	}
 	return num / den
 }
+
+// Skip advances the evaluation index without running the model, for an
+// evaluation another network made (FlexiDiT's weak steps): the plan stays
+// aligned with the trajectory, and the blocks' cached outputs, which
+// belong to another token grid, are dropped so the next evaluation
+// recomputes them.
+func (c *Cache) Skip() {
+	c.eval++
+	for b := range c.state {
+		c.state[b] = branchState{out: make([]*tensor.Tensor, len(c.Model.Blocks))}
+	}
+}

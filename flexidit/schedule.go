@@ -30,8 +30,9 @@ type Sampler struct {
 	Skip     func()
 
 	eval int
-	// Rows counts the rows each patch size evaluated, for FLOP counts.
-	WeakRows, PowerfulRows int
+	// Rows counts the rows each patch size evaluated, for FLOP counts;
+	// WeakCalls the network calls at the weak size.
+	WeakRows, PowerfulRows, WeakCalls int
 }
 
 // Reset starts a new trajectory.
@@ -55,6 +56,7 @@ func (s *Sampler) Predict(x *tensor.Tensor, t []float32, y []int) (*tensor.Tenso
 			s.Skip()
 		}
 		s.WeakRows += b
+		s.WeakCalls++
 		return s.Flex.PredictWeak(x, t, y)
 	}
 	pow := s.Powerful
@@ -87,6 +89,7 @@ func (s *Sampler) Predict(x *tensor.Tensor, t []float32, y []int) (*tensor.Tenso
 	}
 	s.PowerfulRows += n0
 	s.WeakRows += b - n0
+	s.WeakCalls++
 	if oc.Numel()+ou.Numel() != x.Numel() {
 		return nil, fmt.Errorf("flexidit: predictions of %d and %d values for %d inputs", oc.Numel(), ou.Numel(), x.Numel())
 	}

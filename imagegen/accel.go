@@ -10,6 +10,7 @@ import (
 	"tessera/blockcache"
 	"tessera/diffusion"
 	"tessera/dit"
+	"tessera/flexidit"
 	"tessera/internal/progress"
 	"tessera/tensor"
 )
@@ -69,9 +70,58 @@ func ParseCache(spec string) (CacheOptions, error) {
 	return o, nil
 }
 
-// AccelOptions selects the accelerators of GenerateAccel.
+// FlexOptions configures FlexiDiT in GenerateAccel.
+type FlexOptions struct {
+	Model *flexidit.Model // the flexified model (its Base is the model generated with)
+	// WeakSteps is T_weak: the first WeakSteps sampling steps run at the
+	// weak patch size. 0 runs the powerful model only.
+	WeakSteps int
+	// Reverse puts the weak steps last (a control: it should do worse).
+	Reverse bool
+	// WeakGuidance evaluates the unconditional branch of guidance with the
+	// weak model at every step.
+	WeakGuidance bool
+}
+
+// ParseFlex reads the --flex flag: T_weak, the number of weak steps,
+// optionally followed by ",reverse" and/or ",weak-guidance" (for instance
+// "12" or "12,weak-guidance").
+func ParseFlex(spec string) (FlexOptions, error) {
+	var o FlexOptions
+	parts := strings.Split(spec, ",")
+	k, err := strconv.Atoi(strings.TrimSpace(parts[0]))
+	if err != nil || k < 0 {
+		return o, fmt.Errorf("--flex %q: want the number of weak steps, then optionally ,reverse or ,weak-guidance", spec)
+	}
+	o.WeakSteps = k
+	for _, p := range parts[1:] {
+		switch strings.TrimSpace(p) {
+		case "reverse":
+			o.Reverse = true
+		case "weak-guidance":
+			o.WeakGuidance = true
+		default:
+			return o, fmt.Errorf("--flex %q: unknown option %q (want reverse or weak-guidance)", spec, p)
+		}
+	}
+	return o, nil
+}
+
+// FlexReport is FlexiDiT's part of AccelStats.
+type FlexReport struct {
+	WeakPatch    int    `json:"weak_patch"`
+	WeakSteps    int    `json:"weak_steps"`
+	Reverse      bool   `json:"reverse,omitempty"`
+	WeakGuidance bool   `json:"weak_guidance,omitempty"`
+	WeakRows     int    `json:"weak_rows"`     // image-evaluations at the weak patch size
+	PowerfulRows int    `json:"powerful_rows"` // and at the model's own
+	Schedule     string `json:"schedule"`      // one letter per network evaluation: W weak, P powerful
+}
+
+// AccelOptions selects the accelerators of GenerateAccel; they combine.
 type AccelOptions struct {
 	Cache CacheOptions
+	Flex  *FlexOptions // nil: off
 }
 
 // CacheReport is the block cache's part of AccelStats.
@@ -94,6 +144,7 @@ type CacheReport struct {
 type AccelStats struct {
 	Stats
 	Cache *CacheReport `json:"cache,omitempty"`
+	Flex  *FlexReport  `json:"flex,omitempty"`
 }
 
 // Setting is the block-cache setting of a generation run.
@@ -205,7 +256,7 @@ type resettable interface {
 // so accelerated and plain runs compare image by image. Profiles and
 // plans the cache needs are loaded or computed before the clock starts.
 func GenerateAccel(m *dit.Model, o GenerateOptions, a AccelOptions) ([]*tensor.Tensor, AccelStats, error) {
-	if a.Cache.Mode == "" {
+	if a.Cache.Mode == "" && a.Flex == nil {
 		imgs, st, err := Generate(m, o)
 		return imgs, AccelStats{Stats: st}, err
 	}
@@ -214,44 +265,114 @@ func GenerateAccel(m *dit.Model, o GenerateOptions, a AccelOptions) ([]*tensor.T
 	if err := checkGenerate(cfg, o); err != nil {
 		return nil, AccelStats{}, err
 	}
-	c := a.Cache.withDefaults()
+	var cache *blockcache.Cache
+	var report *CacheReport
+	if a.Cache.Mode != "" {
+		c := a.Cache.withDefaults()
+		report = &CacheReport{Mode: c.Mode, Threshold: c.Threshold}
+		switch c.Mode {
+		case "dynamic":
+			cache = blockcache.NewDynamic(m, c.Threshold)
+		case "plan", "ss":
+			plan, path, err := CachePlan(m, o, c)
+			if err != nil {
+				return nil, AccelStats{}, fmt.Errorf("generate: %w", err)
+			}
+			if cache, err = blockcache.New(m, plan); err != nil {
+				return nil, AccelStats{}, fmt.Errorf("generate: %w", err)
+			}
+			report.PlanFile = path
+		default:
+			return nil, AccelStats{}, fmt.Errorf("generate: unknown cache mode %q", c.Mode)
+		}
+	}
+	var flex *flexidit.Sampler
 	var net resettable
-	report := &CacheReport{Mode: c.Mode, Threshold: c.Threshold}
-	switch c.Mode {
-	case "dynamic":
-		net = blockcache.NewDynamic(m, c.Threshold)
-	case "plan", "ss":
-		plan, path, err := CachePlan(m, o, c)
-		if err != nil {
-			return nil, AccelStats{}, fmt.Errorf("generate: %w", err)
+	if cache != nil {
+		net = cache
+	}
+	if a.Flex != nil {
+		f := a.Flex
+		if f.Model == nil || f.Model.Base != m {
+			return nil, AccelStats{}, fmt.Errorf("generate: --flex needs the flexified version of this model")
 		}
-		cache, err := blockcache.New(m, plan)
-		if err != nil {
-			return nil, AccelStats{}, fmt.Errorf("generate: %w", err)
+		if f.WeakSteps > o.Steps {
+			return nil, AccelStats{}, fmt.Errorf("generate: %d weak steps of %d", f.WeakSteps, o.Steps)
 		}
-		net, report.PlanFile = cache, path
-	default:
-		return nil, AccelStats{}, fmt.Errorf("generate: unknown cache mode %q", c.Mode)
+		per, total := 1, o.Steps
+		if o.Sampler == "heun" {
+			per, total = 2, 2*o.Steps-1
+		}
+		flex = &flexidit.Sampler{Flex: f.Model, WeakEvals: min(per*f.WeakSteps, total), Total: total, Reverse: f.Reverse,
+			WeakGuidance: f.WeakGuidance, Null: cfg.NumClasses}
+		if cache != nil {
+			flex.Powerful, flex.Skip = cache, cache.Skip
+		}
+		net = flexReset{flex, cache}
 	}
 	cnt := &netCounter{m: net}
 	imgs, wall, err := sampleAll(m, o, cnt)
 	if err != nil {
 		return nil, AccelStats{}, err
 	}
-	cs := net.(interface{ Stats() blockcache.Stats }).Stats()
-	report.Blocks = cs.Blocks
-	report.HitsPerBlock = cs.Hits()
-	report.HitRate = cs.HitRate()
-	for _, b := range cs.Blocks {
-		report.HitRatePerBlock = append(report.HitRatePerBlock, b.HitRate())
-	}
 	// FLOPs: everything but the blocks per row evaluated, plus the blocks
-	// actually computed.
-	blockFLOPs := FLOPs(withDepth(cfg, 1), 1) - FLOPs(withDepth(cfg, 0), 1)
-	flops := FLOPs(withDepth(cfg, 0), 1)*float64(cnt.rows) + blockFLOPs*float64(cs.RowBlockEvals)
-	st := Stats{N: o.N, WallSeconds: wall, NetworkEvals: cnt.evals, BlockEvals: cs.BlockEvals, FLOPs: flops,
+	// actually computed; weak rows at the weak model's cost.
+	nonBlock := FLOPs(withDepth(cfg, 0), 1)
+	blockFLOPs := FLOPs(withDepth(cfg, 1), 1) - nonBlock
+	powRows, weakRows := cnt.rows, 0
+	blockEvals := cnt.evals * cfg.Depth
+	out := AccelStats{}
+	if flex != nil {
+		powRows, weakRows = flex.PowerfulRows, flex.WeakRows
+		var sched strings.Builder
+		for e := 0; e < flex.Total; e++ {
+			if flex.Weak(e) {
+				sched.WriteByte('W')
+			} else {
+				sched.WriteByte('P')
+			}
+		}
+		out.Flex = &FlexReport{WeakPatch: a.Flex.Model.Config.WeakPatch, WeakSteps: a.Flex.WeakSteps, Reverse: a.Flex.Reverse,
+			WeakGuidance: a.Flex.WeakGuidance, WeakRows: weakRows, PowerfulRows: powRows, Schedule: sched.String()}
+	}
+	flops := FLOPs(cfg, 1) * float64(powRows)
+	if flex != nil {
+		flops += FLOPs(flex.Flex.WeakConfig(), 1) * float64(weakRows)
+		if cache == nil {
+			blockEvals = cnt.evals * cfg.Depth
+		}
+	}
+	if cache != nil {
+		cs := cache.Stats()
+		report.Blocks = cs.Blocks
+		report.HitsPerBlock = cs.Hits()
+		report.HitRate = cs.HitRate()
+		for _, b := range cs.Blocks {
+			report.HitRatePerBlock = append(report.HitRatePerBlock, b.HitRate())
+		}
+		flops += blockFLOPs * float64(cs.RowBlockEvals-cs.RowBlockTotal)
+		blockEvals = cs.BlockEvals
+		if flex != nil {
+			blockEvals += flex.WeakCalls * cfg.Depth
+		}
+		out.Cache = report
+	}
+	out.Stats = Stats{N: o.N, WallSeconds: wall, NetworkEvals: cnt.evals, BlockEvals: blockEvals, FLOPs: flops,
 		Steps: o.Steps, Sampler: o.Sampler, Schedule: o.Schedule, CFG: o.CFG}
-	return imgs, AccelStats{Stats: st, Cache: report}, nil
+	return imgs, out, nil
+}
+
+// flexReset resets the FlexiDiT scheduler and the cache it drives.
+type flexReset struct {
+	*flexidit.Sampler
+	cache *blockcache.Cache
+}
+
+func (f flexReset) Reset() {
+	f.Sampler.Reset()
+	if f.cache != nil {
+		f.cache.Reset()
+	}
 }
 
 func withDepth(c dit.Config, d int) dit.Config { c.Depth = d; return c }
