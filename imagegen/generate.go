@@ -3,6 +3,7 @@ package imagegen
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"tessera/diffusion"
@@ -150,7 +151,7 @@ func Generate(m *dit.Model, o GenerateOptions) ([]*tensor.Tensor, Stats, error) 
 			}
 			out = append(out, img)
 		}
-		bar.Update(hi, 0)
+		bar.Update(hi, math.NaN())
 	}
 	bar.Finish()
 	st := Stats{N: o.N, WallSeconds: time.Since(start).Seconds(), NetworkEvals: cnt.evals,

@@ -2,6 +2,7 @@ package t2i
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"tessera/diffusion"
@@ -119,7 +120,7 @@ func Generate(m *Model, prompts []string, o GenerateOptions) ([]*tensor.Tensor, 
 			}
 			out = append(out, img)
 		}
-		bar.Update(hi, 0)
+		bar.Update(hi, math.NaN())
 	}
 	bar.Finish()
 	st := imagegen.Stats{N: n, WallSeconds: time.Since(start).Seconds(), NetworkEvals: cnt.evals,

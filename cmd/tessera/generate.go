@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	"tessera/imagegen"
 	"tessera/internal/progress"
 	"tessera/models"
+	"tessera/t2i"
+	"tessera/tensor"
 )
 
 func init() {
@@ -22,16 +25,20 @@ func init() {
 const generateAbout = `Samples images from a DiT and writes DIR/0000.png, DIR/0001.png, … and
 DIR/labels.json (the class of each image). The same seed and flags give the
 same images. --model is an embedded model (see 'tessera models') or a folder
-with config.json and model.safetensors. The output folder must not exist or
+with config.json and model.safetensors. Class models (mnist) take --class;
+text-to-image models (emoji) take --prompt, and labels.json then holds the
+prompt of each image. The output folder must not exist or
 be empty; nothing is left in it if generation fails.
 
-Example:
-  tessera generate --model mnist --class 7 --n 16 --seed 1 --out out/sevens`
+Examples:
+  tessera generate --model mnist --class 7 --n 16 --seed 1 --out out/sevens
+  tessera generate --model emoji --prompt "red heart" --n 8 --out out/hearts`
 
 func runGenerate(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("generate", "--model NAME --out DIR [flags]", generateAbout, stderr)
 	modelRef := fs.String("model", "mnist", "embedded model name or model folder")
-	class := fs.Int("class", -1, "class of every image (default: cycle through the classes)")
+	class := fs.Int("class", -1, "class of every image, for class models (default: cycle through the classes)")
+	prompt := fs.String("prompt", "", "text prompt, for text-to-image models such as emoji")
 	n := fs.Int("n", 8, "number of images")
 	seed := fs.Uint64("seed", 0, "random seed")
 	out := fs.String("out", "", "output folder (required)")
@@ -67,6 +74,24 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	prog := progress.Options{Out: stderr, Label: "generate"}
+	if *asJSON {
+		prog.Mode = progress.Silent
+	}
+	raw, err := iofs.ReadFile(fsys, "config.json")
+	if err != nil {
+		return fmt.Errorf("model %s: %w", *modelRef, err)
+	}
+	if t2i.IsConfig(raw) {
+		if *class >= 0 {
+			return usagef("model %s takes --prompt, not --class", *modelRef)
+		}
+		return generateFromText(fsys, *modelRef, *prompt, *n, *out, *grid, *asJSON, stdout,
+			t2i.GenerateOptions{Seed: *seed, Steps: *steps, Sampler: *sampler, Schedule: *schedule, Shift: *shift, CFG: *cfg, Batch: *batch, Progress: prog})
+	}
+	if *prompt != "" {
+		return usagef("model %s is class-conditional: use --class, not --prompt", *modelRef)
+	}
 	m, err := dit.LoadFS(fsys)
 	if err != nil {
 		return fmt.Errorf("model %s: %w", *modelRef, err)
@@ -81,10 +106,6 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 			classes[i] = *class
 		}
 	}
-	prog := progress.Options{Out: stderr, Label: "generate"}
-	if *asJSON {
-		prog.Mode = progress.Silent
-	}
 	imgs, st, err := imagegen.Generate(m, imagegen.GenerateOptions{N: *n, Classes: classes, Seed: *seed, Steps: *steps,
 		Sampler: *sampler, Schedule: *schedule, Shift: *shift, CFG: *cfg, Batch: *batch, Progress: prog})
 	if err != nil {
@@ -96,21 +117,53 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 			classes[i] = i % m.Config.NumClasses
 		}
 	}
-	labels := map[string]int{}
-	err = writeOutDir(*out, func(dir string) error {
+	labels := make([]any, len(classes))
+	for i, c := range classes {
+		labels[i] = c
+	}
+	return writeGenerated(*out, imgs, labels, *grid, *asJSON, st, *modelRef, stdout)
+}
+
+// generateFromText runs a text-to-image model on one prompt repeated n
+// times (each image with its own noise).
+func generateFromText(fsys iofs.FS, ref, prompt string, n int, out string, grid, asJSON bool, stdout io.Writer, o t2i.GenerateOptions) error {
+	if strings.TrimSpace(prompt) == "" {
+		return usagef("model %s needs a non-empty --prompt", ref)
+	}
+	m, err := t2i.LoadFS(fsys)
+	if err != nil {
+		return fmt.Errorf("model %s: %w", ref, err)
+	}
+	prompts := make([]string, n)
+	labels := make([]any, n)
+	for i := range prompts {
+		prompts[i], labels[i] = prompt, prompt
+	}
+	imgs, st, err := t2i.Generate(m, prompts, o)
+	if err != nil {
+		return err
+	}
+	return writeGenerated(out, imgs, labels, grid, asJSON, st, ref, stdout)
+}
+
+// writeGenerated writes DIR/NNNN.png, labels.json and optionally grid.png
+// atomically, then the summary.
+func writeGenerated(out string, imgs []*tensor.Tensor, labels []any, grid, asJSON bool, st imagegen.Stats, ref string, stdout io.Writer) error {
+	byName := map[string]any{}
+	err := writeOutDir(out, func(dir string) error {
 		for i, img := range imgs {
 			name := fmt.Sprintf("%04d.png", i)
 			if err := imagefile.WritePNG(filepath.Join(dir, name), img); err != nil {
 				return err
 			}
-			labels[name] = classes[i]
+			byName[name] = labels[i]
 		}
-		if *grid {
+		if grid {
 			if err := imagefile.WriteGrid(filepath.Join(dir, "grid.png"), imgs, min(len(imgs), 16), 2); err != nil {
 				return err
 			}
 		}
-		b, err := json.MarshalIndent(labels, "", "  ")
+		b, err := json.MarshalIndent(byName, "", "  ")
 		if err != nil {
 			return err
 		}
@@ -119,12 +172,12 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(stdout, map[string]any{"n": st.N, "wall_seconds": st.WallSeconds, "network_evals": st.NetworkEvals,
 			"block_evals": st.BlockEvals, "flops": st.FLOPs, "steps": st.Steps, "sampler": st.Sampler, "schedule": st.Schedule,
-			"cfg": st.CFG, "model": *modelRef, "out": *out, "images_per_second": float64(st.N) / st.WallSeconds})
+			"cfg": st.CFG, "model": ref, "out": out, "images_per_second": float64(st.N) / st.WallSeconds})
 	}
-	fmt.Fprintf(stdout, "wrote %d images to %s in %.2fs (%d network evaluations)\n", st.N, *out, st.WallSeconds, st.NetworkEvals)
+	fmt.Fprintf(stdout, "wrote %d images to %s in %.2fs (%d network evaluations)\n", st.N, out, st.WallSeconds, st.NetworkEvals)
 	return nil
 }
 
