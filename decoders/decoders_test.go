@@ -150,15 +150,17 @@ func TestJudgeSetLabelsAndRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(set) != 3*len(problems) {
+	if len(set) != PerProblem*len(problems) {
 		t.Fatalf("%d labelled answers for %d problems", len(set), len(problems))
 	}
-	for i := 0; i < len(set); i += 3 {
+	for i := 0; i < len(set); i += PerProblem {
 		if set[i+1].FirstError != -1 {
 			t.Fatalf("valid alternative labelled with an error at %d", set[i+1].FirstError)
 		}
-		if c := set[i+2]; c.FirstError < c.Start {
-			t.Fatalf("corrupted answer labelled without error (first error %d, start %d)", c.FirstError, c.Start)
+		for _, c := range set[i+2 : i+4] {
+			if c.FirstError < c.Start {
+				t.Fatalf("corrupted answer labelled without error (first error %d, start %d)", c.FirstError, c.Start)
+			}
 		}
 	}
 	ex, err := Examples(draft, set)

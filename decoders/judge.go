@@ -129,9 +129,10 @@ func answerError(p corpus.Problem, ids []int) int {
 }
 
 // JudgeSet builds labelled answers for judge training or evaluation. For
-// each problem it adds the draft's greedy answer (labelled by the checker),
-// one valid answer in a random phrasing, and one valid answer with one digit
-// changed (the first error at that digit). Labels come from the known
+// each problem it adds, in this order, the draft's greedy answer (labelled
+// by the checker), one valid answer in a random phrasing, and two valid
+// answers with one digit changed (the first error at that digit, or later
+// when the change still reads as a valid prefix). Labels come from the known
 // answers: tokens before the first error are acceptable, the error is not.
 func JudgeSet(draft *llama.Model, problems []corpus.Problem, seed uint64) ([]specdec.Labeled, error) {
 	tok := tokenizer.New()
@@ -159,16 +160,33 @@ func JudgeSet(draft *llama.Model, problems []corpus.Problem, seed uint64) ([]spe
 		add(prompt, drafted, p)
 		good := p.Text(phr[r.IntN(len(phr))])
 		add(prompt, append(tok.Encode(good), tokenizer.EOS), p)
-		bad := []byte(p.Text(phr[r.IntN(len(phr))]))
-		var digits []int
-		for i, ch := range bad {
-			if ch >= '0' && ch <= '9' {
-				digits = append(digits, i)
+		// Two corrupted answers: a digit replaced by a random one, and a
+		// digit replaced by one of the question's digits (the confusion a
+		// small model makes, such as a tens digit in the ones step).
+		qd := []byte(fmt.Sprintf("%d%d", p.A, p.B))
+		for c := range 2 {
+			bad := []byte(p.Text(phr[r.IntN(len(phr))]))
+			var digits []int
+			for i, ch := range bad {
+				if ch >= '0' && ch <= '9' {
+					digits = append(digits, i)
+				}
 			}
+			i := digits[r.IntN(len(digits))]
+			repl := byte('0' + (int(bad[i]-'0')+1+r.IntN(9))%10)
+			if c == 1 {
+				for _, d := range qd {
+					if d != bad[i] {
+						repl = d
+						if r.IntN(2) == 0 {
+							break
+						}
+					}
+				}
+			}
+			bad[i] = repl
+			add(prompt, append(tok.Encode(string(bad)), tokenizer.EOS), p)
 		}
-		i := digits[r.IntN(len(digits))]
-		bad[i] = byte('0' + (int(bad[i]-'0')+1+r.IntN(9))%10)
-		add(prompt, append(tok.Encode(string(bad)), tokenizer.EOS), p)
 	}
 	return out, nil
 }
@@ -242,7 +260,7 @@ func Evaluate(j *specdec.Judge, ex []specdec.Example) JudgeReport {
 
 // JudgeOptions configures TrainJudge.
 type JudgeOptions struct {
-	Problems int    // training problems (3 labelled answers each; default 500)
+	Problems int    // training problems (PerProblem labelled answers each; default 500)
 	Seed     uint64 // problem and corruption seed
 	// MaxFalseAccept sets the threshold: the lowest one at which at most
 	// this fraction of the training errors is approved (default 0.02).
@@ -291,11 +309,14 @@ func TrainJudge(target, draft *llama.Model, o JudgeOptions) (*specdec.Judge, Jud
 	return j, rep, nil
 }
 
-// draftStats counts the draft answers (every third labelled answer) and
-// the fraction without error.
+// PerProblem is the number of labelled answers JudgeSet makes per problem.
+const PerProblem = 4
+
+// draftStats counts the draft answers (the first of every PerProblem
+// labelled answers) and the fraction without error.
 func draftStats(set []specdec.Labeled) (int, float64) {
 	var n, ok int
-	for i := 0; i < len(set); i += 3 {
+	for i := 0; i < len(set); i += PerProblem {
 		n++
 		if set[i].FirstError < 0 {
 			ok++

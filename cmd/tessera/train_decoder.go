@@ -157,7 +157,7 @@ func trainJudge(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("train judge", "--target T --draft D --out DIR [flags]", `Trains the Judge Decoding head of a target: the draft answers training
 problems, each answer is labelled automatically (tokens before its first
 departure from every valid answer are acceptable, the departing token is
-not), together with a valid answer in a random phrasing and one with a
+not), together with a valid answer in a random phrasing and two with a
 digit changed; a logistic regression on the target's last hidden states
 (before the final norm) learns the labels. The threshold is the lowest that
 approves at most --max-false-accept of the training errors. Reports the
@@ -166,7 +166,7 @@ AUROC on held-out problems, and writes config.json and model.safetensors to
 	targetRef := fs.String("target", "target", "target model (embedded name or folder)")
 	draftRef := fs.String("draft", "draft", "draft model (embedded name or folder)")
 	out := fs.String("out", "", "output folder for the judge (required)")
-	problems := fs.Int("problems", 500, "training problems (three labelled answers each)")
+	problems := fs.Int("problems", 500, "training problems (four labelled answers each)")
 	heldOut := fs.Int("heldout", 200, "held-out problems for the reported AUROC")
 	maxFA := fs.Float64("max-false-accept", 0.02, "fraction of training errors the threshold may approve")
 	seed := fs.Uint64("seed", 0, "problem seed")
