@@ -9,9 +9,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"tessera/dit"
 	"tessera/eval"
+	"tessera/flexidit"
 	"tessera/imagegen"
 )
 
@@ -30,6 +32,10 @@ type AccelOptions struct {
 	Batch     int     // default 64
 	// Cache runs: each a --cache spec ("ss:0.1", "plan:0.1", "dynamic:0.2").
 	Cache []string
+	// Flex runs, when Flexi is set: "T_weak[,reverse][,weak-guidance]",
+	// optionally followed by "+" and a cache spec to combine both.
+	Flex  []string
+	Flexi *flexidit.Model
 	// FewerSteps are the step counts of the fewer-steps baselines.
 	FewerSteps []int
 	// CacheDir stores profiles and plans (default blockcache.DefaultDir()).
@@ -58,6 +64,7 @@ type AccelPoint struct {
 	// PSNR is the mean PSNR (dB) to the baseline's image of the same seed.
 	PSNR  float64               `json:"psnr"`
 	Cache *imagegen.CacheReport `json:"cache,omitempty"`
+	Flex  *imagegen.FlexReport  `json:"flex,omitempty"`
 }
 
 // AccelResult is the whole sweep.
@@ -119,9 +126,42 @@ func Accel(o AccelOptions) (*AccelResult, error) {
 	res := &AccelResult{Model: o.ModelName, N: o.N, Sampler: o.Sampler, CFG: o.CFG,
 		Note: "same seeds in every run; FID on Tessera's MNIST classifier features (not Inception FID); wall times from one sweep on a shared machine"}
 	var base [][]float32
+	var runAccel func(name, kind string, g imagegen.GenerateOptions, acc imagegen.AccelOptions) (AccelPoint, [][]float32, error)
+	type flexRun struct {
+		name string
+		acc  imagegen.AccelOptions
+	}
+	var flexRuns []flexRun
+	for _, spec := range o.Flex {
+		if o.Flexi == nil {
+			return nil, fmt.Errorf("bench accel: flex runs need a flexified model")
+		}
+		fs, cs, _ := strings.Cut(spec, "+")
+		f, err := imagegen.ParseFlex(fs)
+		if err != nil {
+			return nil, err
+		}
+		f.Model = o.Flexi
+		a := imagegen.AccelOptions{Flex: &f}
+		if cs != "" {
+			if a.Cache, err = imagegen.ParseCache(cs); err != nil {
+				return nil, err
+			}
+			a.Cache.Dir, a.Cache.Log = o.CacheDir, o.Log
+			if a.Cache.Mode == "plan" || a.Cache.Mode == "ss" {
+				if _, _, err := imagegen.CachePlan(o.Model, gen, a.Cache); err != nil {
+					return nil, err
+				}
+			}
+		}
+		flexRuns = append(flexRuns, flexRun{"flex-" + spec, a})
+	}
 	run := func(name, kind string, g imagegen.GenerateOptions, c imagegen.CacheOptions) (AccelPoint, [][]float32, error) {
+		return runAccel(name, kind, g, imagegen.AccelOptions{Cache: c})
+	}
+	runAccel = func(name, kind string, g imagegen.GenerateOptions, acc imagegen.AccelOptions) (AccelPoint, [][]float32, error) {
 		logf("bench accel: %s", name)
-		imgs, st, err := imagegen.GenerateAccel(o.Model, g, imagegen.AccelOptions{Cache: c})
+		imgs, st, err := imagegen.GenerateAccel(o.Model, g, acc)
 		if err != nil {
 			return AccelPoint{}, nil, fmt.Errorf("bench accel %s: %w", name, err)
 		}
@@ -136,7 +176,7 @@ func Accel(o AccelOptions) (*AccelResult, error) {
 		res.FloorFID = rep.FloorFID
 		p := AccelPoint{Name: name, Kind: kind, Steps: g.Steps, WallSeconds: st.WallSeconds, FLOPs: st.FLOPs,
 			NetworkEvals: st.NetworkEvals, BlockEvals: st.BlockEvals, FID: rep.FID, KID: rep.KID, KIDStd: rep.KIDStd,
-			ClassAccuracy: rep.ClassAccuracy, Cache: st.Cache}
+			ClassAccuracy: rep.ClassAccuracy, Cache: st.Cache, Flex: st.Flex}
 		if base != nil {
 			sum := 0.0
 			for i := range flat {
@@ -168,6 +208,17 @@ func Accel(o AccelOptions) (*AccelResult, error) {
 	}
 	for i, c := range caches {
 		p, _, err := run("cache-"+o.Cache[i], "cache", gen, c)
+		if err != nil {
+			return nil, err
+		}
+		points = append(points, p)
+	}
+	for _, fr := range flexRuns {
+		kind := "flex"
+		if fr.acc.Cache.Mode != "" {
+			kind = "flex+cache"
+		}
+		p, _, err := runAccel(fr.name, kind, gen, fr.acc)
 		if err != nil {
 			return nil, err
 		}
@@ -205,12 +256,17 @@ func Accel(o AccelOptions) (*AccelResult, error) {
 // PlotAccel draws the sweep: two panels side by side, FID (y) against
 // relative wall time (left) and relative FLOPs (right), both x axes from
 // 0 to 1.1 of the baseline. Baseline: black; fewer steps: red; plan
-// caches: blue; scale-shift caches: green; dynamic caches: orange. Points
+// caches: blue; scale-shift caches: green; dynamic caches: orange;
+// FlexiDiT: purple; FlexiDiT with a cache: teal. Points
 // of a kind are joined in order of x.
 func PlotAccel(path string, r *AccelResult) error {
 	colors := map[string]color.RGBA{"baseline": {0, 0, 0, 255}, "fewer-steps": {220, 30, 30, 255},
-		"plan": {40, 80, 230, 255}, "ss": {20, 160, 60, 255}, "dynamic": {240, 140, 0, 255}}
+		"plan": {40, 80, 230, 255}, "ss": {20, 160, 60, 255}, "dynamic": {240, 140, 0, 255},
+		"flex": {150, 40, 200, 255}, "flex+cache": {0, 170, 190, 255}}
 	kind := func(p AccelPoint) string {
+		if p.Flex != nil {
+			return p.Kind
+		}
 		if p.Cache != nil {
 			return p.Cache.Mode
 		}

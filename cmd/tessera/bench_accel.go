@@ -11,11 +11,12 @@ import (
 	"tessera/classifier"
 	"tessera/dit"
 	"tessera/eval"
+	"tessera/flexidit"
 	"tessera/models"
 )
 
 func init() {
-	var modelRef, cache, fewer, out, cacheDir, sampler *string
+	var modelRef, cache, fewer, out, cacheDir, sampler, flex, flexModel *string
 	var n, steps *int
 	var seed *uint64
 	var cfg *float64
@@ -29,6 +30,8 @@ func init() {
 			sampler = fs.String("sampler", "euler", "sampler")
 			cfg = fs.Float64("cfg", 4, "guidance weight")
 			cache = fs.String("cache", "ss:0.05,ss:0.1,ss:0.2,plan:0.1,dynamic:0.2", "cache settings to sweep (--cache specs, comma-separated)")
+			flex = fs.String("flex", "8,16,16;reverse,8+ss:0.05", "FlexiDiT runs (--flex specs, ';' for ',' inside a spec, '+' adds a cache), with --flex-model")
+			flexModel = fs.String("flex-model", "", "folder written by 'tessera flexify' (no FlexiDiT runs without it)")
 			fewer = fs.String("fewer-steps", "12,16,20", "step counts of the fewer-steps baselines")
 			cacheDir = fs.String("cache-dir", "", "where profiles and plans are stored")
 			out = fs.String("out", "", "folder for accel.json and accel.png")
@@ -72,7 +75,19 @@ func init() {
 					specs = append(specs, s)
 				}
 			}
-			return bench.Accel(bench.AccelOptions{Model: m, ModelName: *modelRef, Evaluator: ev, N: *n, Seed: *seed, Steps: *steps,
+			var flexi *flexidit.Model
+			var flexSpecs []string
+			if *flexModel != "" {
+				if flexi, err = flexidit.Load(m, *flexModel); err != nil {
+					return nil, err
+				}
+				for _, s := range strings.Split(*flex, ",") {
+					if s = strings.TrimSpace(s); s != "" {
+						flexSpecs = append(flexSpecs, strings.ReplaceAll(s, ";", ","))
+					}
+				}
+			}
+			return bench.Accel(bench.AccelOptions{Flexi: flexi, Flex: flexSpecs, Model: m, ModelName: *modelRef, Evaluator: ev, N: *n, Seed: *seed, Steps: *steps,
 				Sampler: *sampler, CFG: *cfg, Cache: specs, FewerSteps: few, CacheDir: *cacheDir, Out: *out,
 				Log: func(msg string) { fmt.Fprintln(os.Stderr, msg) }})
 		},
