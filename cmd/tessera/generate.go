@@ -46,7 +46,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	sampler := fs.String("sampler", "euler", "sampler: euler, heun, dpm++2m, ddim (epsilon models)")
 	schedule := fs.String("schedule", "uniform", "noise schedule: uniform, linear-quadratic, shifted")
 	shift := fs.Float64("shift", 3, "shift factor for --schedule shifted")
-	cfg := fs.Float64("cfg", 4, "classifier-free guidance weight (1 disables guidance)")
+	cfg := fs.Float64("cfg", 2, "classifier-free guidance weight (1 disables guidance)")
 	batch := fs.Int("batch", 64, "images per network batch")
 	threads := fs.Int("threads", 0, "worker threads (default: all cores)")
 	grid := fs.Bool("grid", false, "also write DIR/grid.png with all images")
