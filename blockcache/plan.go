@@ -98,6 +98,9 @@ func (o *ProfileOptions) defaults() {
 	if o.Batch == 0 {
 		o.Batch = 32
 	}
+	if o.Schedule != "shifted" {
+		o.Shift = 0 // only the shifted schedule reads it
+	}
 }
 
 // setting is the Setting o describes for m.

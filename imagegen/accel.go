@@ -147,8 +147,11 @@ type AccelStats struct {
 	Flex  *FlexReport  `json:"flex,omitempty"`
 }
 
-// Setting is the block-cache setting of a generation run.
+// cacheSetting is the block-cache setting of a generation run.
 func cacheSetting(m *dit.Model, o GenerateOptions) blockcache.Setting {
+	if o.Schedule != "shifted" {
+		o.Shift = 0 // only the shifted schedule reads it
+	}
 	return blockcache.Setting{Model: blockcache.Fingerprint(m), Sampler: o.Sampler, Schedule: o.Schedule, Shift: o.Shift, Steps: o.Steps, CFG: o.CFG}
 }
 
