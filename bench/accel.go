@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"tessera/dit"
@@ -257,13 +258,16 @@ func Accel(o AccelOptions) (*AccelResult, error) {
 // relative wall time (left) and relative FLOPs (right), both x axes from
 // 0 to 1.1 of the baseline. Baseline: black; fewer steps: red; plan
 // caches: blue; scale-shift caches: green; dynamic caches: orange;
-// FlexiDiT: purple; FlexiDiT with a cache: teal. Points
+// FlexiDiT: purple; reversed FlexiDiT: pink; FlexiDiT with a cache: teal. Points
 // of a kind are joined in order of x.
 func PlotAccel(path string, r *AccelResult) error {
 	colors := map[string]color.RGBA{"baseline": {0, 0, 0, 255}, "fewer-steps": {220, 30, 30, 255},
 		"plan": {40, 80, 230, 255}, "ss": {20, 160, 60, 255}, "dynamic": {240, 140, 0, 255},
-		"flex": {150, 40, 200, 255}, "flex+cache": {0, 170, 190, 255}}
+		"flex": {150, 40, 200, 255}, "flex-reverse": {250, 110, 190, 255}, "flex+cache": {0, 170, 190, 255}}
 	kind := func(p AccelPoint) string {
+		if p.Flex != nil && p.Flex.Reverse {
+			return "flex-reverse"
+		}
 		if p.Flex != nil {
 			return p.Kind
 		}
@@ -291,7 +295,17 @@ func PlotAccel(path string, r *AccelResult) error {
 			s.X, s.Y = append(s.X, x), append(s.Y, p.FID)
 		}
 		for _, k := range order {
-			series[panel] = append(series[panel], *byKind[k])
+			s := byKind[k]
+			idx := make([]int, len(s.X))
+			for i := range idx {
+				idx[i] = i
+			}
+			sort.Slice(idx, func(a, b int) bool { return s.X[idx[a]] < s.X[idx[b]] })
+			sorted := Series{Color: s.Color}
+			for _, i := range idx {
+				sorted.X, sorted.Y = append(sorted.X, s.X[i]), append(sorted.Y, s.Y[i])
+			}
+			series[panel] = append(series[panel], sorted)
 		}
 	}
 	return WritePlot(path, series[:]...)
