@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"tessera/bench"
+	"tessera/dit"
 	"tessera/internal/gemm"
 	"tessera/internal/simd"
 )
@@ -60,14 +62,26 @@ func init() {
 		},
 	}
 	var batch, steps *int
+	var ditConfig *string
 	benchSuites["dit"] = &benchSuite{
 		about: "DiT train step, forward (batch B and 1) and guided Euler sampling vs dit.py bench",
 		flags: func(fs *flag.FlagSet) {
 			batch = fs.Int("batch", 32, "batch size for training, forward and sampling")
 			steps = fs.Int("steps", 32, "Euler steps for sampling")
+			ditConfig = fs.String("config", "", "DiT config.json (default: the reference 32x32 config of dit.py)")
 		},
 		run: func(env benchEnv) (any, error) {
-			return bench.DiT(bench.DiTOptions{Batch: *batch, Steps: *steps, Threads: env.Threads, Rounds: env.Rounds, Time: env.Time, Peer: env.Peer})
+			var cfg dit.Config
+			if *ditConfig != "" {
+				raw, err := os.ReadFile(*ditConfig)
+				if err != nil {
+					return nil, err
+				}
+				if cfg, err = dit.ParseConfig(raw); err != nil {
+					return nil, fmt.Errorf("%s: %w", *ditConfig, err)
+				}
+			}
+			return bench.DiT(bench.DiTOptions{Config: cfg, Batch: *batch, Steps: *steps, Threads: env.Threads, Rounds: env.Rounds, Time: env.Time, Peer: env.Peer})
 		},
 	}
 	var prompt, newTok *int
