@@ -20,7 +20,7 @@ import (
 const (
 	// DefaultCacheThreshold is the accumulated relative L1 change d above
 	// which a scheduled block is recomputed.
-	DefaultCacheThreshold = 0.3
+	DefaultCacheThreshold = 0.05
 	// DefaultDynamicThreshold is the first-block residual change below which
 	// the dynamic cache skips the remaining blocks.
 	DefaultDynamicThreshold = 0.05
