@@ -29,7 +29,7 @@ type AccelOptions struct {
 	Seed      uint64  // first seed
 	Steps     int     // baseline steps (default 32)
 	Sampler   string  // default euler
-	CFG       float64 // default 4
+	CFG       float64 // default 2, generate's
 	Batch     int     // default 64
 	// Cache runs: each a --cache spec ("ss:0.1", "plan:0.1", "dynamic:0.2").
 	Cache []string
@@ -95,7 +95,7 @@ func Accel(o AccelOptions) (*AccelResult, error) {
 		o.Sampler = "euler"
 	}
 	if o.CFG == 0 {
-		o.CFG = 4
+		o.CFG = 2
 	}
 	if o.Batch == 0 {
 		o.Batch = 64

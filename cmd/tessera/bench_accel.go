@@ -28,7 +28,7 @@ func init() {
 			seed = fs.Uint64("seed", 0, "seed")
 			steps = fs.Int("steps", 32, "baseline sampling steps")
 			sampler = fs.String("sampler", "euler", "sampler")
-			cfg = fs.Float64("cfg", 4, "guidance weight")
+			cfg = fs.Float64("cfg", 2, "guidance weight (generate's default)")
 			cache = fs.String("cache", "ss:0.05,ss:0.1,ss:0.2,plan:0.1,dynamic:0.2", "cache settings to sweep (--cache specs, comma-separated)")
 			flex = fs.String("flex", "8,16,16;reverse,8+ss:0.05", "FlexiDiT runs (--flex specs, ';' for ',' inside a spec, '+' adds a cache), with --flex-model")
 			flexModel = fs.String("flex-model", "", "folder written by 'tessera flexify' (no FlexiDiT runs without it)")

@@ -59,7 +59,7 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	sampler := fs.String("sampler", "euler", "sampler: euler, heun, dpm++2m, ddim (epsilon models)")
 	schedule := fs.String("schedule", "uniform", "noise schedule: uniform, linear-quadratic, shifted")
 	shift := fs.Float64("shift", 3, "shift factor for --schedule shifted")
-	cfg := fs.Float64("cfg", 4, "classifier-free guidance weight (1 disables guidance)")
+	cfg := fs.Float64("cfg", 2, "classifier-free guidance weight (1 disables guidance)")
 	samples := fs.Int("samples", imagegen.DefaultCalibration, "calibration images")
 	cacheDir := fs.String("cache-dir", "", "where profiles and plans are stored (default: $TESSERA_CACHE_DIR or the user cache folder)")
 	out := fs.String("out", "", "profile: output folder for profile.json and profile.png (required)")
