@@ -171,17 +171,17 @@ frozen, and writes them to --out (config.json, model.safetensors). Use
 them with 'generate --flex T_weak --flex-model DIR'.
 
 Example:
-  tessera flexify --model mnist --steps 400 --lora 8 --out runs/mnist-flex`
+  tessera flexify --model mnist --steps 400 --out runs/mnist-flex`
 
 func runFlexify(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("flexify", "--model NAME --out DIR [flags]", flexifyAbout, stderr)
 	modelRef := fs.String("model", "mnist", "embedded model name or model folder")
 	out := fs.String("out", "", "output folder (required)")
 	weak := fs.Int("weak-patch", 0, "weak patch size (default twice the model's)")
-	lora := fs.Int("lora", 8, "rank of the weak-only LoRA adapters (0: none)")
+	lora := fs.Int("lora", 32, "rank of the weak-only LoRA adapters (0: none)")
 	steps := fs.Int("steps", 400, "fine-tuning steps")
 	batch := fs.Int("batch", 64, "images per step")
-	lr := fs.Float64("lr", 1e-3, "peak learning rate")
+	lr := fs.Float64("lr", 3e-3, "peak learning rate")
 	distill := fs.Float64("distill", 1, "weight of the distillation term")
 	seed := fs.Uint64("seed", 0, "random seed")
 	dataDir := fs.String("data", "", "MNIST folder (default: the GoMNIST module)")
