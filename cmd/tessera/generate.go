@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"tessera/dit"
+	"tessera/flexidit"
 	"tessera/imagefile"
 	"tessera/imagegen"
 	"tessera/internal/progress"
@@ -50,6 +51,10 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	batch := fs.Int("batch", 64, "images per network batch")
 	threads := fs.Int("threads", 0, "worker threads (default: all cores)")
 	grid := fs.Bool("grid", false, "also write DIR/grid.png with all images")
+	cacheSpec := fs.String("cache", "off", "block caching: off, ss[:d] (schedule + trained scale-shift, recommended), plan[:d], dynamic[:threshold]; d defaults to 0.05")
+	cacheDir := fs.String("cache-dir", "", "where block-cache profiles and plans are stored (default: $TESSERA_CACHE_DIR or the user cache folder)")
+	flexSpec := fs.String("flex", "", "FlexiDiT: number of weak-patch steps T_weak, optionally ,reverse or ,weak-guidance (needs --flex-model)")
+	flexModel := fs.String("flex-model", "", "folder of the flexified model (tessera flexify) for --flex")
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
 	if err := parseFlags(fs, args, false); err != nil {
 		return err
@@ -65,6 +70,21 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 		return usagef("--batch must be at least 1 (have %d)", *batch)
 	case *cfg < 0:
 		return usagef("--cfg must not be negative (have %g)", *cfg)
+	}
+	cacheOpt, err := imagegen.ParseCache(*cacheSpec)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	var flexOpt *imagegen.FlexOptions
+	if *flexSpec != "" {
+		f, err := imagegen.ParseFlex(*flexSpec)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		if *flexModel == "" {
+			return usagef("--flex needs --flex-model, the folder of the flexified model")
+		}
+		flexOpt = &f
 	}
 	if err := checkOutDir(*out); err != nil {
 		return err
@@ -96,6 +116,11 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("model %s: %w", *modelRef, err)
 	}
+	if flexOpt != nil {
+		if flexOpt.Model, err = flexidit.Load(m, *flexModel); err != nil {
+			return fmt.Errorf("--flex-model %s: %w", *flexModel, err)
+		}
+	}
 	var classes []int
 	if *class >= 0 {
 		if *class >= m.Config.NumClasses {
@@ -106,10 +131,21 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 			classes[i] = *class
 		}
 	}
-	imgs, st, err := imagegen.Generate(m, imagegen.GenerateOptions{N: *n, Classes: classes, Seed: *seed, Steps: *steps,
-		Sampler: *sampler, Schedule: *schedule, Shift: *shift, CFG: *cfg, Batch: *batch, Progress: prog})
+	cacheOpt.Log = func(msg string) { fmt.Fprintln(stderr, msg) }
+	cacheOpt.Dir = *cacheDir
+	imgs, ast, err := imagegen.GenerateAccel(m, imagegen.GenerateOptions{N: *n, Classes: classes, Seed: *seed, Steps: *steps,
+		Sampler: *sampler, Schedule: *schedule, Shift: *shift, CFG: *cfg, Batch: *batch, Progress: prog},
+		imagegen.AccelOptions{Cache: cacheOpt, Flex: flexOpt})
 	if err != nil {
 		return err
+	}
+	st := ast.Stats
+	accel := map[string]any{}
+	if ast.Cache != nil {
+		accel["cache"] = ast.Cache
+	}
+	if ast.Flex != nil {
+		accel["flex"] = ast.Flex
 	}
 	if classes == nil {
 		classes = make([]int, *n)
@@ -121,7 +157,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	for i, c := range classes {
 		labels[i] = c
 	}
-	return writeGenerated(*out, imgs, labels, *grid, *asJSON, st, *modelRef, stdout)
+	return writeGenerated(*out, imgs, labels, *grid, *asJSON, st, accel, *modelRef, stdout)
 }
 
 // generateFromText runs a text-to-image model on one prompt repeated n
@@ -143,12 +179,12 @@ func generateFromText(fsys iofs.FS, ref, prompt string, n int, out string, grid,
 	if err != nil {
 		return err
 	}
-	return writeGenerated(out, imgs, labels, grid, asJSON, st, ref, stdout)
+	return writeGenerated(out, imgs, labels, grid, asJSON, st, nil, ref, stdout)
 }
 
 // writeGenerated writes DIR/NNNN.png, labels.json and optionally grid.png
 // atomically, then the summary.
-func writeGenerated(out string, imgs []*tensor.Tensor, labels []any, grid, asJSON bool, st imagegen.Stats, ref string, stdout io.Writer) error {
+func writeGenerated(out string, imgs []*tensor.Tensor, labels []any, grid, asJSON bool, st imagegen.Stats, accel map[string]any, ref string, stdout io.Writer) error {
 	byName := map[string]any{}
 	err := writeOutDir(out, func(dir string) error {
 		for i, img := range imgs {
@@ -173,9 +209,13 @@ func writeGenerated(out string, imgs []*tensor.Tensor, labels []any, grid, asJSO
 		return err
 	}
 	if asJSON {
-		return writeJSON(stdout, map[string]any{"n": st.N, "wall_seconds": st.WallSeconds, "network_evals": st.NetworkEvals,
+		sum := map[string]any{"n": st.N, "wall_seconds": st.WallSeconds, "network_evals": st.NetworkEvals,
 			"block_evals": st.BlockEvals, "flops": st.FLOPs, "steps": st.Steps, "sampler": st.Sampler, "schedule": st.Schedule,
-			"cfg": st.CFG, "model": ref, "out": out, "images_per_second": float64(st.N) / st.WallSeconds})
+			"cfg": st.CFG, "model": ref, "out": out, "images_per_second": float64(st.N) / st.WallSeconds}
+		for k, v := range accel {
+			sum[k] = v
+		}
+		return writeJSON(stdout, sum)
 	}
 	fmt.Fprintf(stdout, "wrote %d images to %s in %.2fs (%d network evaluations)\n", st.N, out, st.WallSeconds, st.NetworkEvals)
 	return nil

@@ -65,6 +65,8 @@ func TestGenerateErrors(t *testing.T) {
 		{"non-empty out", []string{"--out", full}, 1, "is not empty"},
 		{"bad sampler", []string{"--sampler", "rk4", "--n", "1", "--steps", "1", "--out", "OUT"}, 1, "rk4"},
 		{"unknown flag", []string{"--frobs", "2", "--out", "OUT"}, 2, "not defined"},
+		{"bad cache", []string{"--cache", "sometimes", "--out", "OUT"}, 2, "--cache"},
+		{"flex without its model", []string{"--flex", "8", "--out", "OUT"}, 2, "--flex-model"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -90,5 +92,31 @@ func TestGenerateErrors(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(full); len(ents) != 1 {
 		t.Errorf("the non-empty output folder was changed: %d entries", len(ents))
+	}
+}
+
+// The dynamic block cache reports per-block hits in --json and skips block
+// evaluations.
+func TestGenerateWithCache(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "cached")
+	var so, se bytes.Buffer
+	args := []string{"generate", "--model", "mnist", "--n", "2", "--steps", "8", "--cache", "dynamic:0.5", "--out", out, "--json"}
+	if code := run(args, &so, &se); code != 0 {
+		t.Fatalf("exit %d: %s", code, se.String())
+	}
+	var sum struct {
+		BlockEvals int `json:"block_evals"`
+		Cache      struct {
+			HitsPerBlock []int `json:"hits_per_block"`
+		} `json:"cache"`
+	}
+	if err := json.Unmarshal(so.Bytes(), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Cache.HitsPerBlock) != 6 {
+		t.Fatalf("hits per block %v, want 6 blocks", sum.Cache.HitsPerBlock)
+	}
+	if sum.BlockEvals >= 8*6 {
+		t.Fatalf("block evaluations %d, want fewer than the uncached 48", sum.BlockEvals)
 	}
 }
