@@ -3,13 +3,11 @@ package t2i
 import (
 	"context"
 	"fmt"
-	"strconv"
 
 	"tessera/autodiff"
 	"tessera/diffusion"
+	"tessera/imagegen"
 	"tessera/internal/progress"
-	"tessera/nn"
-	"tessera/optim"
 	"tessera/tensor"
 	"tessera/train"
 )
@@ -87,9 +85,6 @@ func Train(ctx context.Context, ds Dataset, o TrainOptions) (*TrainResult, error
 	if err != nil {
 		return nil, err
 	}
-	params := nn.Trainable(model)
-	opt := optim.NewAdamW(params, optim.AdamWConfig{LR: o.LR, WeightDecay: 0, Beta2: 0.99})
-	ema := optim.NewEMA(params, o.EMADecay)
 	per := sh[0] * sh[1] * sh[2]
 	step := func(stepNo int) (float32, error) {
 		x := tensor.New(o.Batch, sh[0], sh[1], sh[2])
@@ -114,33 +109,16 @@ func Train(ctx context.Context, ds Dataset, o TrainOptions) (*TrainResult, error
 		}
 		return loss.Value.Data()[0], nil
 	}
-	loop := &train.Loop{
-		Steps:     o.Steps,
-		Step:      step,
-		Optimizer: opt,
-		Schedule:  optim.WarmupCosine{Peak: o.LR, Final: o.LR / 20, Warmup: o.Warmup, Total: o.Steps},
-		ClipNorm:  1,
-		Params:    params,
-		EMA:       ema,
-		Progress:  o.Progress,
+	recipe := imagegen.Recipe{Model: model, RNG: rng, Step: step, Steps: o.Steps, Batch: o.Batch, LR: o.LR, Warmup: o.Warmup,
+		EMADecay: o.EMADecay, CheckpointDir: o.CheckpointDir, CheckpointEvery: o.CheckpointEvery, Progress: o.Progress,
+		SnapshotEvery: o.SnapshotEvery}
+	if o.Snapshot != nil {
+		recipe.Snapshot = func(done int) error { return o.Snapshot(model, done) }
 	}
-	if o.Snapshot != nil && o.SnapshotEvery > 0 {
-		loop.Callbacks = append(loop.Callbacks, train.Callback{Name: "snapshot", Every: o.SnapshotEvery, Fn: func(done int) error {
-			ema.Swap()
-			defer ema.Swap()
-			return o.Snapshot(model, done)
-		}})
-	}
-	if o.CheckpointDir != "" {
-		loop.Checkpoint = &train.Checkpointer{Dir: o.CheckpointDir, KeepLast: 2, Model: model, Optimizer: opt, EMA: ema, RNG: rng,
-			User: map[string]string{"batch": strconv.Itoa(o.Batch), "steps": strconv.Itoa(o.Steps)}}
-		loop.CheckpointEvery = o.CheckpointEvery
-	}
-	res, err := loop.Run(ctx)
+	res, err := recipe.Run(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ema.Swap()
 	return &TrainResult{Model: model, Result: res}, nil
 }
 
