@@ -40,3 +40,10 @@ func TestExitCodes(t *testing.T) {
 		})
 	}
 }
+
+func TestSummaryLine(t *testing.T) {
+	card := "# emoji\n\nA DiT conditioned\non text.\n\n## Data\nmore"
+	if got, want := summaryLine(card), "A DiT conditioned on text."; got != want {
+		t.Fatalf("summaryLine = %q, want %q", got, want)
+	}
+}

@@ -50,13 +50,18 @@ func runModels(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// summaryLine is the first prose line of a model card.
+// summaryLine is the first prose paragraph of a model card, on one line.
 func summaryLine(card string) string {
+	var para []string
 	for _, l := range strings.Split(card, "\n") {
 		l = strings.TrimSpace(l)
-		if l != "" && !strings.HasPrefix(l, "#") {
-			return l
+		switch {
+		case l == "" && len(para) > 0:
+			return strings.Join(para, " ")
+		case l == "" || strings.HasPrefix(l, "#"):
+		default:
+			para = append(para, l)
 		}
 	}
-	return ""
+	return strings.Join(para, " ")
 }
