@@ -5,13 +5,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"tessera/blockcache"
 	"tessera/diffusion"
 	"tessera/dit"
 	"tessera/flexidit"
-	"tessera/internal/progress"
 	"tessera/tensor"
 )
 
@@ -418,51 +416,12 @@ func checkGenerate(cfg dit.Config, o GenerateOptions) error {
 // sampleAll runs the sampling loop of Generate over an accelerated
 // network, resetting its state before each batch's trajectory.
 func sampleAll(m *dit.Model, o GenerateOptions, net *netCounter) ([]*tensor.Tensor, float64, error) {
-	cfg := m.Config
 	classes := o.Classes
 	if classes == nil {
 		classes = make([]int, o.N)
 		for i := range classes {
-			classes[i] = i % max(cfg.NumClasses, 1)
+			classes[i] = i % max(m.Config.NumClasses, 1)
 		}
 	}
-	var model diffusion.Model = net
-	if o.CFG != 1 {
-		model = diffusion.Guided{Model: net, Scale: o.CFG, Null: cfg.NumClasses}
-	}
-	c, s := cfg.InChannels, cfg.InputSize
-	per := c * s * s
-	out := make([]*tensor.Tensor, 0, o.N)
-	prog := o.Progress
-	if prog.Label == "" {
-		prog.Label = "generate"
-	}
-	bar := progress.New(o.N, prog)
-	defer bar.Finish()
-	start := time.Now()
-	for lo := 0; lo < o.N; lo += o.Batch {
-		hi := min(lo+o.Batch, o.N)
-		noise := tensor.New(hi-lo, c, s, s)
-		nd := noise.Data()
-		for i := lo; i < hi; i++ {
-			copy(nd[(i-lo)*per:], SampleNoise(o.Seed, i, per))
-		}
-		net.m.Reset()
-		x, _, err := diffusion.Sample(model, noise, classes[lo:hi], diffusion.Options{
-			Sampler: o.Sampler, Schedule: o.Schedule, Shift: o.Shift, Steps: o.Steps})
-		if err != nil {
-			return nil, 0, fmt.Errorf("generate: %w", err)
-		}
-		xd := x.Data()
-		for i := 0; i < hi-lo; i++ {
-			img := tensor.New(c, s, s)
-			id := img.Data()
-			for j := range id {
-				id[j] = min(max(xd[i*per+j], -1), 1)
-			}
-			out = append(out, img)
-		}
-		bar.Update(hi, 0)
-	}
-	return out, time.Since(start).Seconds(), nil
+	return sampleLoop(m.Config, net, classes, o, net.m.Reset)
 }

@@ -116,9 +116,22 @@ func Generate(m *dit.Model, o GenerateOptions) ([]*tensor.Tensor, Stats, error) 
 		return nil, Stats{}, fmt.Errorf("generate: sampler %s is for flow (velocity) models; this model predicts epsilon: use ddim", o.Sampler)
 	}
 	cnt := &counter{m: m}
-	var model diffusion.Model = cnt
+	out, wall, err := sampleLoop(cfg, cnt, classes, o, nil)
+	if err != nil {
+		return nil, Stats{}, err
+	}
+	st := Stats{N: o.N, WallSeconds: wall, NetworkEvals: cnt.evals,
+		BlockEvals: cnt.evals * cfg.Depth, FLOPs: cnt.flops, Steps: o.Steps, Sampler: o.Sampler, Schedule: o.Schedule, CFG: o.CFG}
+	return out, st, nil
+}
+
+// sampleLoop samples o.N images in batches of o.Batch from net (guided
+// when o.CFG != 1), calling reset, when set, before each batch's
+// trajectory. It returns the images, clamped to [-1, 1], and the wall time.
+func sampleLoop(cfg dit.Config, net diffusion.Model, classes []int, o GenerateOptions, reset func()) ([]*tensor.Tensor, float64, error) {
+	model := net
 	if o.CFG != 1 {
-		model = diffusion.Guided{Model: cnt, Scale: o.CFG, Null: cfg.NumClasses}
+		model = diffusion.Guided{Model: net, Scale: o.CFG, Null: cfg.NumClasses}
 	}
 	c, s := cfg.InChannels, cfg.InputSize
 	per := c * s * s
@@ -128,6 +141,7 @@ func Generate(m *dit.Model, o GenerateOptions) ([]*tensor.Tensor, Stats, error) 
 		prog.Label = "generate"
 	}
 	bar := progress.New(o.N, prog)
+	defer bar.Finish()
 	start := time.Now()
 	for lo := 0; lo < o.N; lo += o.Batch {
 		hi := min(lo+o.Batch, o.N)
@@ -136,11 +150,13 @@ func Generate(m *dit.Model, o GenerateOptions) ([]*tensor.Tensor, Stats, error) 
 		for i := lo; i < hi; i++ {
 			copy(nd[(i-lo)*per:], SampleNoise(o.Seed, i, per))
 		}
+		if reset != nil {
+			reset()
+		}
 		x, _, err := diffusion.Sample(model, noise, classes[lo:hi], diffusion.Options{
 			Sampler: o.Sampler, Schedule: o.Schedule, Shift: o.Shift, Steps: o.Steps})
 		if err != nil {
-			bar.Finish()
-			return nil, Stats{}, fmt.Errorf("generate: %w", err)
+			return nil, 0, fmt.Errorf("generate: %w", err)
 		}
 		xd := x.Data()
 		for i := 0; i < hi-lo; i++ {
@@ -153,10 +169,7 @@ func Generate(m *dit.Model, o GenerateOptions) ([]*tensor.Tensor, Stats, error) 
 		}
 		bar.Update(hi, math.NaN())
 	}
-	bar.Finish()
-	st := Stats{N: o.N, WallSeconds: time.Since(start).Seconds(), NetworkEvals: cnt.evals,
-		BlockEvals: cnt.evals * cfg.Depth, FLOPs: cnt.flops, Steps: o.Steps, Sampler: o.Sampler, Schedule: o.Schedule, CFG: o.CFG}
-	return out, st, nil
+	return out, time.Since(start).Seconds(), nil
 }
 
 // SampleNoise is the starting noise of sample i for a seed: n standard
