@@ -408,7 +408,10 @@ func checkGenerate(cfg dit.Config, o GenerateOptions) error {
 		}
 	}
 	if cfg.PredictsEpsilon() != (o.Sampler == "ddim") {
-		return fmt.Errorf("generate: sampler %s does not fit a model predicting %s", o.Sampler, cfg.Prediction)
+		if o.Sampler == "ddim" {
+			return fmt.Errorf("generate: the ddim sampler is for epsilon-prediction models; this model predicts velocity")
+		}
+		return fmt.Errorf("generate: sampler %s is for flow (velocity) models; this model predicts epsilon: use ddim", o.Sampler)
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package imagegen
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -73,29 +72,9 @@ func FLOPs(c dit.Config, batch int) float64 {
 // size. Images are [C, H, W] tensors in [-1, 1] (clamped).
 func Generate(m *dit.Model, o GenerateOptions) ([]*tensor.Tensor, Stats, error) {
 	cfg := m.Config
-	if o.N < 1 {
-		return nil, Stats{}, fmt.Errorf("generate: n must be at least 1 (have %d)", o.N)
-	}
-	if o.Steps == 0 {
-		o.Steps = 32
-	}
-	if o.Steps < 1 {
-		return nil, Stats{}, fmt.Errorf("generate: steps must be at least 1 (have %d)", o.Steps)
-	}
-	if o.CFG == 0 {
-		o.CFG = 1
-	}
-	if o.Batch < 1 {
-		o.Batch = 64
-	}
-	if o.Sampler == "" {
-		o.Sampler = "euler"
-	}
-	if o.Schedule == "" {
-		o.Schedule = "uniform"
-	}
-	if o.Classes != nil && len(o.Classes) != o.N {
-		return nil, Stats{}, fmt.Errorf("generate: %d classes for %d images", len(o.Classes), o.N)
+	o = withDefaults(o)
+	if err := checkGenerate(cfg, o); err != nil {
+		return nil, Stats{}, err
 	}
 	classes := o.Classes
 	if classes == nil {
@@ -103,17 +82,6 @@ func Generate(m *dit.Model, o GenerateOptions) ([]*tensor.Tensor, Stats, error) 
 		for i := range classes {
 			classes[i] = i % max(cfg.NumClasses, 1)
 		}
-	}
-	for i, k := range classes {
-		if k < 0 || k > cfg.NumClasses {
-			return nil, Stats{}, fmt.Errorf("generate: class %d of image %d outside 0..%d (%d = unconditional)", k, i, cfg.NumClasses-1, cfg.NumClasses)
-		}
-	}
-	if cfg.PredictsEpsilon() != (o.Sampler == "ddim") {
-		if o.Sampler == "ddim" {
-			return nil, Stats{}, errors.New("generate: the ddim sampler is for epsilon-prediction models; this model predicts velocity")
-		}
-		return nil, Stats{}, fmt.Errorf("generate: sampler %s is for flow (velocity) models; this model predicts epsilon: use ddim", o.Sampler)
 	}
 	cnt := &counter{m: m}
 	out, wall, err := sampleLoop(cfg, cnt, classes, o, nil)
