@@ -110,8 +110,15 @@ func newFlags(name, synopsis, about string, stderr io.Writer) *flag.FlagSet {
 // parseFlags parses args and turns flag errors into usage errors; leftover
 // positional arguments are an error unless allowArgs.
 func parseFlags(fs *flag.FlagSet, args []string, allowArgs bool) error {
+	// Parse quietly (flag would print the usage on every error, and with
+	// its output discarded, print it without the flags); help is printed
+	// once here, to the writer newFlags was given.
+	out, usage := fs.Output(), fs.Usage
 	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	err := fs.Parse(args)
+	fs.SetOutput(out)
+	fs.Usage = usage
 	if errors.Is(err, flag.ErrHelp) {
 		fs.Usage()
 		return flag.ErrHelp

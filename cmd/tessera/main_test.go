@@ -47,3 +47,31 @@ func TestSummaryLine(t *testing.T) {
 		t.Fatalf("summaryLine = %q, want %q", got, want)
 	}
 }
+
+// TestSubcommandHelp checks that --help on a subcommand prints its usage
+// once, with the flags.
+func TestSubcommandHelp(t *testing.T) {
+	tests := []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"generate", "--help"}, "-steps"},
+		{[]string{"train", "emoji", "--help"}, "-checkpoints"},
+		{[]string{"complete", "-h"}, "-max-tokens"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			if got := run(tc.args, &out, &errb); got != 0 {
+				t.Fatalf("exit status %d, want 0 (stderr %q)", got, errb.String())
+			}
+			text := errb.String() + out.String()
+			if n := strings.Count(text, "Usage:"); n != 1 {
+				t.Errorf("usage printed %d times:\n%s", n, text)
+			}
+			if !strings.Contains(text, tc.flag) {
+				t.Errorf("usage does not list %s:\n%s", tc.flag, text)
+			}
+		})
+	}
+}
