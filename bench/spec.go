@@ -80,7 +80,7 @@ type SpecSplit struct {
 }
 
 // SpecOracle measures acceptance of correct answers in the draft's
-// preferred phrasing (ones first, "So we get"), teacher-forced.
+// preferred phrasing (corpus.MixDraft.Mode()), teacher-forced.
 type SpecOracle struct {
 	Tokens             int     `json:"tokens"`
 	StandardAcceptance float64 `json:"standard_acceptance"` // tokens equal to the target's argmax
@@ -331,7 +331,7 @@ func oracle(o SpecOptions, problems []corpus.Problem) (*SpecOracle, error) {
 	var stdPrefix, judgePrefix int
 	for _, p := range problems {
 		prompt := corpus.PromptTokens(tok, p)
-		ans := append(tok.Encode(p.Text(corpus.Phrasing{OnesFirst: true, Final: 1})), tokenizer.EOS)
+		ans := append(tok.Encode(p.Text(corpus.MixDraft.Mode())), tokenizer.EOS)
 		seq := append(prompt, ans...)
 		c.Reset()
 		logits, err := c.Extend(seq)
@@ -392,7 +392,7 @@ func specText(o SpecOptions) (*SpecSplit, error) {
 	decs := []decodeFunc{
 		func(prompt []int) ([]int, specdec.Stats, error) {
 			tc.Reset()
-			out, err := specdec.Plain(tc, prompt, o.TextNew, llama.SamplerOptions{})
+			out, err := specdec.Plain(tc, prompt, o.TextNew, specdec.Options{})
 			return out, specdec.Stats{Emitted: len(out), TargetCalls: len(out) - 1}, err
 		},
 		func(prompt []int) ([]int, specdec.Stats, error) {

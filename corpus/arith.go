@@ -9,12 +9,17 @@
 //	<bos>Q: 37+48=?
 //	A: 30+40=70, 7+8=15, 70+15=85. The answer is 85.<eos>
 //
-// The worked steps come in two orders (tens first or ones first) and the
-// final sentence in three phrasings; every combination is correct. The
-// target's mix prefers tens first and "The answer is", the draft's mix
-// prefers ones first and "So we get". Problems are split by operand pair:
-// held-out pairs never appear in either training mix. The out-of-domain
-// split asks the same sums in a question phrasing neither mix contains.
+// An answer has three worked steps (tens, ones, total) and a closing
+// sentence. The steps come in two orders (tens first or ones first) and two
+// wordings: a plain list ("30+40=70, 7+8=15, 70+15=85.") or labelled steps
+// ("ones 7+8=15; tens 30+40=70; sum 70+15=85."); the closing sentence has
+// five phrasings. Every combination is correct and the numbers are the same
+// in all of them. The target's mix uses plain steps, mostly tens first and
+// "The answer is"; the draft's mix uses labelled steps, mostly ones first and
+// "Total:", so the two differ at every step boundary and in the closing
+// sentence. Problems are split by operand pair: held-out pairs never appear
+// in either training mix. The out-of-domain split asks the same sums in a
+// question phrasing neither mix contains.
 package corpus
 
 import (
@@ -102,18 +107,24 @@ func (p Problem) Prompt() string {
 // Phrasing selects one valid way of writing the answer.
 type Phrasing struct {
 	OnesFirst bool // the ones step before the tens step
+	Labelled  bool // labelled steps ("ones 7+8=15; tens …; sum …") instead of a plain list
 	Final     int  // index of the closing sentence (0..NumFinals-1)
 }
 
 // NumFinals is the number of closing sentences.
-const NumFinals = 3
+const NumFinals = 5
+
+// finals are the closing sentences; %d is the answer.
+var finals = [NumFinals]string{"The answer is %d.", "So we get %d.", "That makes %d.", "Total: %d.", "Hence %d."}
 
 // Phrasings lists every valid phrasing.
 func Phrasings() []Phrasing {
 	var out []Phrasing
-	for _, o := range []bool{false, true} {
-		for f := 0; f < NumFinals; f++ {
-			out = append(out, Phrasing{OnesFirst: o, Final: f})
+	for _, l := range []bool{false, true} {
+		for _, o := range []bool{false, true} {
+			for f := 0; f < NumFinals; f++ {
+				out = append(out, Phrasing{OnesFirst: o, Labelled: l, Final: f})
+			}
 		}
 	}
 	return out
@@ -124,20 +135,19 @@ func (p Problem) Text(ph Phrasing) string {
 	tens := fmt.Sprintf("%d+%d=%d", p.A/10*10, p.B/10*10, p.A/10*10+p.B/10*10)
 	ones := fmt.Sprintf("%d+%d=%d", p.A%10, p.B%10, p.A%10+p.B%10)
 	total := fmt.Sprintf("%d+%d=%d", p.A/10*10+p.B/10*10, p.A%10+p.B%10, p.Answer())
+	sep := ", "
+	if ph.Labelled {
+		tens, ones, total, sep = "tens "+tens, "ones "+ones, "sum "+total, "; "
+	}
 	first, second := tens, ones
 	if ph.OnesFirst {
 		first, second = ones, tens
 	}
-	var final string
-	switch ph.Final {
-	case 1:
-		final = "So we get %d."
-	case 2:
-		final = "That makes %d."
-	default:
-		final = "The answer is %d."
+	f := finals[0]
+	if ph.Final > 0 && ph.Final < NumFinals {
+		f = finals[ph.Final]
 	}
-	return first + ", " + second + ", " + total + ". " + fmt.Sprintf(final, p.Answer())
+	return first + sep + second + sep + total + ". " + fmt.Sprintf(f, p.Answer())
 }
 
 // Answers lists the answer in every valid phrasing.
@@ -149,30 +159,42 @@ func (p Problem) Answers() []string {
 	return out
 }
 
-// Mix is a distribution over phrasings: P(ones first) and the weights of
-// the closing sentences.
+// Mix is a distribution over phrasings: P(ones first), P(labelled steps)
+// and the weights of the closing sentences.
 type Mix struct {
 	OnesFirst float64
+	Labelled  float64
 	Finals    [NumFinals]float64
 }
 
-// MixTarget is the target's phrasing mix (A): mostly tens first and "The
-// answer is".
+// MixTarget is the target's phrasing mix (A): plain steps, mostly tens
+// first and "The answer is".
 var MixTarget = Mix{OnesFirst: 0.2, Finals: [NumFinals]float64{0.7, 0.15, 0.15}}
 
-// MixDraft is the draft's phrasing mix (B): mostly ones first and "So we
-// get".
-var MixDraft = Mix{OnesFirst: 0.8, Finals: [NumFinals]float64{0.15, 0.7, 0.15}}
+// MixDraft is the draft's phrasing mix (B): labelled steps, mostly ones
+// first and "Total:"; it shares no step wording or closing sentence with
+// MixTarget.
+var MixDraft = Mix{OnesFirst: 0.8, Labelled: 1, Finals: [NumFinals]float64{3: 0.7, 4: 0.3}}
 
+// draw picks a phrasing. A mix without labelled steps draws no number for
+// them, so MixTarget's examples are the same as before the labelled
+// wording existed.
 func (m Mix) draw(r *rand.Rand) Phrasing {
 	ph := Phrasing{OnesFirst: r.Float64() < m.OnesFirst}
-	u, total := r.Float64(), 0.0
-	for _, w := range m.Finals {
+	if m.Labelled > 0 {
+		ph.Labelled = r.Float64() < m.Labelled
+	}
+	u, total, last := r.Float64(), 0.0, 0
+	for i, w := range m.Finals {
 		total += w
+		if w > 0 {
+			last = i
+		}
 	}
 	u *= total
+	ph.Final = last
 	for i, w := range m.Finals {
-		if u < w || i == NumFinals-1 {
+		if w > 0 && u < w {
 			ph.Final = i
 			break
 		}
@@ -180,6 +202,20 @@ func (m Mix) draw(r *rand.Rand) Phrasing {
 	}
 	return ph
 }
+
+// Mode is the mix's most likely phrasing.
+func (m Mix) Mode() Phrasing {
+	ph := Phrasing{OnesFirst: m.OnesFirst > 0.5, Labelled: m.Labelled > 0.5}
+	for i, w := range m.Finals {
+		if w > m.Finals[ph.Final] {
+			ph.Final = i
+		}
+	}
+	return ph
+}
+
+// Draw picks a phrasing from the mix with r.
+func (m Mix) Draw(r *rand.Rand) Phrasing { return m.draw(r) }
 
 // heldOutPair reports whether the operand pair belongs to the held-out
 // problems (about one pair in eight, fixed by a hash, not by a seed).

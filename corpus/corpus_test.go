@@ -2,6 +2,7 @@ package corpus
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -13,8 +14,8 @@ func TestPhrasingsAreAllCorrect(t *testing.T) {
 	for range 200 {
 		p := g.Problem()
 		answers := p.Answers()
-		if len(answers) != 2*NumFinals {
-			t.Fatalf("%d phrasings, want %d", len(answers), 2*NumFinals)
+		if len(answers) != 4*NumFinals {
+			t.Fatalf("%d phrasings, want %d", len(answers), 4*NumFinals)
 		}
 		seen := map[string]bool{}
 		for _, a := range answers {
@@ -79,26 +80,50 @@ func TestSplitsAreDisjoint(t *testing.T) {
 }
 
 // TestMixesDiffer checks that the two training mixes prefer different
-// phrasings, so a draft and a target disagree on correct answers.
+// phrasings, so a draft and a target disagree on correct answers at every
+// step boundary and in the closing sentence, and that the target's mix
+// stays within the plain wording and the first three closing sentences.
 func TestMixesDiffer(t *testing.T) {
-	count := func(s Split) (onesFirst, answerIs int) {
+	type counts struct{ onesFirst, labelled, answerIs, total, newFinal int }
+	count := func(s Split) (c counts) {
 		g := NewGenerator(s, 5)
 		for range 2000 {
 			p, text := g.Example()
 			ans := strings.TrimPrefix(text, p.Prompt())
-			if strings.HasPrefix(ans, p.Text(Phrasing{OnesFirst: true})[:4]) && p.A%10+p.B%10 != p.A/10*10+p.B/10*10 {
-				onesFirst++
+			ones := fmt.Sprintf("%d+%d=", p.A%10, p.B%10)
+			if strings.HasPrefix(ans, ones) || strings.HasPrefix(ans, "ones "+ones) {
+				c.onesFirst++
+			}
+			if strings.HasPrefix(ans, "ones ") || strings.HasPrefix(ans, "tens ") {
+				c.labelled++
 			}
 			if strings.Contains(ans, "The answer is") {
-				answerIs++
+				c.answerIs++
+			}
+			if strings.Contains(ans, "Total:") {
+				c.total++
+			}
+			if strings.Contains(ans, "Total:") || strings.Contains(ans, "Hence") {
+				c.newFinal++
+			}
+			if !p.Valid(ans) {
+				t.Fatalf("%v: example answer %q is not valid", s, ans)
 			}
 		}
-		return
+		return c
 	}
-	to, ta := count(TrainTarget)
-	do, da := count(TrainDraft)
-	if !(to < 600 && do > 1400 && ta > 1200 && da < 500) {
-		t.Fatalf("target mix: %d ones-first, %d 'The answer is'; draft mix: %d, %d (of 2000)", to, ta, do, da)
+	tc, dc := count(TrainTarget), count(TrainDraft)
+	if tc.labelled != 0 || tc.newFinal != 0 || tc.onesFirst > 600 || tc.answerIs < 1200 {
+		t.Errorf("target mix (of 2000): %+v", tc)
+	}
+	if dc.labelled != 2000 || dc.answerIs != 0 || dc.onesFirst < 1400 || dc.total < 1200 || dc.newFinal != 2000 {
+		t.Errorf("draft mix (of 2000): %+v", dc)
+	}
+	// The preferred answers differ early and in many places.
+	p := Problem{A: 37, B: 48}
+	a, b := p.Text(MixTarget.Mode()), p.Text(MixDraft.Mode())
+	if a != "30+40=70, 7+8=15, 70+15=85. The answer is 85." || b != "ones 7+8=15; tens 30+40=70; sum 70+15=85. Total: 85." {
+		t.Errorf("preferred answers %q and %q", a, b)
 	}
 }
 
@@ -113,6 +138,10 @@ func TestFirstErrorAndChecker(t *testing.T) {
 		{valid, -1, true},
 		{valid[:10], -1, false},
 		{"7+8=15, 30+40=70, 70+15=85. So we get 85.", -1, true},
+		{"ones 7+8=15; tens 30+40=70; sum 70+15=85. Total: 85.", -1, true},
+		{"tens 30+40=70; ones 7+8=15; sum 70+15=85. Hence 85.", -1, true},
+		{"ones 7+8=15; tens 30+40=71", 25, false},
+		{"ones 7+8=15, 30", 11, false},
 		{"30+40=71, 7+8=15", 7, false},
 		{"30+40=70, 7+8=15, 70+15=85. The answer is 86.", len(valid) - 2, false},
 		{valid + " more", len(valid), true},

@@ -132,10 +132,24 @@ func TestAnswerError(t *testing.T) {
 		{"no eos after answer", enc(valid+"Q", false), len(valid)},
 		{"wrong digit", enc("30+40=71", true), 7},
 		{"other special", append(enc("30+", false), tokenizer.Pad), 3},
+		{"labelled steps", enc(p.Text(corpus.Phrasing{OnesFirst: true, Labelled: true, Final: 3}), true), -1},
+		{"labelled wrong digit", enc("ones 7+8=16", true), 10},
 	}
 	for _, tc := range tests {
 		if got := answerError(p, tc.ids); got != tc.want {
 			t.Errorf("%s: first error %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestAnswersFitBudget checks that every valid answer, with <eos>, fits
+// the generation budget MaxAnswer.
+func TestAnswersFitBudget(t *testing.T) {
+	for _, p := range []corpus.Problem{{A: 99, B: 99}, {A: 10, B: 10}, {A: 95, B: 97, Question: 1}} {
+		for _, a := range p.Answers() {
+			if len(a)+1 > MaxAnswer {
+				t.Errorf("answer %q has %d bytes, budget %d tokens with <eos>", a, len(a), MaxAnswer)
+			}
 		}
 	}
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // MaxAnswer bounds the tokens of a generated arithmetic answer (the longest
-// valid answer has 54 bytes).
+// valid answer has 62 bytes).
 const MaxAnswer = 72
 
 // Greedy decodes from prompt with the target alone, greedily, until <eos>

@@ -132,7 +132,9 @@ func answerError(p corpus.Problem, ids []int) int {
 // each problem it adds, in this order, the draft's greedy answer (labelled
 // by the checker), one valid answer in a random phrasing, and two valid
 // answers with one digit changed (the first error at that digit, or later
-// when the change still reads as a valid prefix). Labels come from the known
+// when the change still reads as a valid prefix): the first written in a
+// phrasing of the draft's mix (the wording the judge sees during Judge
+// Decoding), the second in any phrasing. Labels come from the known
 // answers: tokens before the first error are acceptable, the error is not.
 func JudgeSet(draft *llama.Model, problems []corpus.Problem, seed uint64) ([]specdec.Labeled, error) {
 	tok := tokenizer.New()
@@ -165,7 +167,11 @@ func JudgeSet(draft *llama.Model, problems []corpus.Problem, seed uint64) ([]spe
 		// small model makes, such as a tens digit in the ones step).
 		qd := []byte(fmt.Sprintf("%d%d", p.A, p.B))
 		for c := range 2 {
-			bad := []byte(p.Text(phr[r.IntN(len(phr))]))
+			ph := phr[r.IntN(len(phr))]
+			if c == 0 {
+				ph = corpus.MixDraft.Draw(r)
+			}
+			bad := []byte(p.Text(ph))
 			var digits []int
 			for i, ch := range bad {
 				if ch >= '0' && ch <= '9' {

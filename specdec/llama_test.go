@@ -37,7 +37,7 @@ func TestLlamaGreedyMatchesTargetOnly(t *testing.T) {
 		return c
 	}
 	prompt := []int{10, 20, 30, 40, 50}
-	want, err := Plain(newCache(target), prompt, 100, llama.SamplerOptions{})
+	want, err := Plain(newCache(target), prompt, 100, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

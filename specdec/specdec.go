@@ -362,22 +362,30 @@ func (d *Decoder) adapt(k, accepted int, draftTime, targetTime time.Duration) {
 
 // Plain generates up to maxNew tokens with the target alone (the baseline
 // speculative decoding is compared with), appending prompt to the empty
-// cache first.
-func Plain(target Cache, prompt []int, maxNew int, opt llama.SamplerOptions) ([]int, error) {
+// cache first. It samples with opt.Sampler and, like Decoder.Generate,
+// stops after opt.EOS when opt.StopAtEOS is set (the <eos> is returned);
+// the draft settings of opt are unused.
+func Plain(target Cache, prompt []int, maxNew int, opt Options) ([]int, error) {
+	if target == nil {
+		return nil, errors.New("specdec: nil model")
+	}
+	if len(prompt) == 0 {
+		return nil, errors.New("specdec: empty prompt")
+	}
 	if target.Len() != 0 {
 		return nil, errors.New("specdec: Plain needs an empty cache")
 	}
-	s := llama.NewSampler(opt)
+	s := llama.NewSampler(opt.Sampler)
 	logits, err := target.Prefill(prompt)
 	if err != nil {
 		return nil, fmt.Errorf("specdec: target prefill: %w", err)
 	}
-	out := make([]int, 0, maxNew)
+	out := make([]int, 0, max(maxNew, 0))
 	var one [1]int
 	for len(out) < maxNew {
 		t := s.Sample(logits)
 		out = append(out, t)
-		if len(out) == maxNew {
+		if len(out) == maxNew || (opt.StopAtEOS && t == opt.EOS) {
 			break
 		}
 		one[0] = t

@@ -90,7 +90,7 @@ func TestGreedyMatchesTargetOnly(t *testing.T) {
 			for p := 0; p < 5; p++ {
 				prompt := []int{p, (3 * p) % vocab, 7}
 				tgt := &toy{vocab: vocab, table: target.table}
-				want, err := Plain(tgt, prompt, 80, llama.SamplerOptions{})
+				want, err := Plain(tgt, prompt, 80, Options{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -328,5 +328,59 @@ func TestJudgeExamples(t *testing.T) {
 	}
 	if got := FirstMismatch([]int{1, 2}, []int{1, 2}); got != -1 {
 		t.Fatalf("FirstMismatch = %d, want -1", got)
+	}
+}
+
+// TestPlainStopsAtEOS checks that target-only decoding stops after the
+// end token like speculative decoding does, and runs to the budget when
+// StopAtEOS is off.
+func TestPlainStopsAtEOS(t *testing.T) {
+	const vocab = 16
+	target := newToy(vocab, 1, 3, nil, 0)
+	tests := []struct {
+		name   string
+		prompt []int
+		at     int // the token generated at this index serves as <eos>
+		stop   bool
+	}{
+		{"first token", []int{1, 2, 3}, 0, true},
+		{"mid answer", []int{4, 5}, 6, true},
+		{"late", []int{7, 7, 9}, 30, true},
+		{"not asked to stop", []int{4, 5}, 6, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			full, err := Plain(&toy{vocab: vocab, table: target.table}, tc.prompt, 60, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			eos := full[tc.at]
+			want := full
+			if tc.stop {
+				want = full[:slices.Index(full, eos)+1]
+			}
+			opt := Options{K: 4, Fixed: true, EOS: eos, StopAtEOS: tc.stop}
+			got, err := Plain(&toy{vocab: vocab, table: target.table}, tc.prompt, 60, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("Plain with <eos> %d:\n got %v\nwant %v", eos, got, want)
+			}
+			dec, err := New(&toy{vocab: vocab, table: target.table}, newToy(vocab, 9, 0, target, 1), opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			spec, err := dec.Generate(tc.prompt, 60)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(spec, want) {
+				t.Fatalf("speculative decoding with <eos> %d:\n got %v\nwant %v", eos, spec, want)
+			}
+		})
+	}
+	if _, err := Plain(&toy{vocab: vocab, table: target.table}, nil, 5, Options{}); err == nil {
+		t.Error("Plain accepted an empty prompt")
 	}
 }

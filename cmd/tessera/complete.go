@@ -94,7 +94,7 @@ func runComplete(args []string, stdout, stderr io.Writer) error {
 	var st specdec.Stats
 	var draftName string
 	if *draftRef == "" {
-		out, err = sampleTarget(tc, ids, budget, sampler)
+		out, err = specdec.Plain(tc, ids, budget, specdec.Options{Sampler: sampler, EOS: tokenizer.EOS, StopAtEOS: true})
 		st = specdec.Stats{Emitted: len(out), TargetCalls: max(len(out)-1, 0)}
 	} else {
 		draft, err := loadDecoder(*draftRef)
@@ -157,27 +157,6 @@ func runComplete(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stderr, line)
 	return nil
-}
-
-// sampleTarget decodes with the target alone until <eos> or n tokens.
-func sampleTarget(c *llama.Cache, prompt []int, n int, opt llama.SamplerOptions) ([]int, error) {
-	s := llama.NewSampler(opt)
-	logits, err := c.Prefill(prompt)
-	if err != nil {
-		return nil, err
-	}
-	var out []int
-	for len(out) < n {
-		t := s.Sample(logits)
-		out = append(out, t)
-		if t == tokenizer.EOS || len(out) == n {
-			break
-		}
-		if logits, err = c.Decode(t); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
 }
 
 // loadDecoder opens a Llama model by embedded name or folder.
