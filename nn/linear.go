@@ -24,6 +24,9 @@ type Linear struct {
 	LoraB  *autodiff.Var `safetensors:"lora_B"` // [out, r] or nil
 	// LoraScale is alpha/r, the factor applied to the adapter's output.
 	LoraScale float32
+
+	// bf16 is a bfloat16 copy of Weight used under NoGrad (SetPrecision).
+	bf16 *tensor.BF16Weight
 }
 
 // NewLinear returns a Linear layer with PyTorch's default initialisation.
@@ -49,7 +52,16 @@ func (l *Linear) Forward(g *autodiff.Graph, x *autodiff.Var) *autodiff.Var {
 	if s := x.Shape(); len(s) == 0 || s[len(s)-1] != l.In() {
 		panic(shapeErr("Linear", fmt.Sprintf("[..., %d]", l.In()), s))
 	}
-	y := g.Linear(x, l.Weight, l.Bias)
+	var y *autodiff.Var
+	if l.bf16 != nil && !g.Recording() {
+		var b *tensor.Tensor
+		if l.Bias != nil {
+			b = l.Bias.Value
+		}
+		y = autodiff.Const(tensor.LinearBF16(x.Value, l.bf16, b))
+	} else {
+		y = g.Linear(x, l.Weight, l.Bias)
+	}
 	if l.LoraA != nil {
 		low := g.Linear(g.Linear(x, l.LoraA, nil), l.LoraB, nil)
 		y = g.Add(y, g.Scale(low, l.LoraScale))

@@ -624,3 +624,51 @@ func TestNamesMatchCheckpointBinding(t *testing.T) {
 		t.Errorf("expected names missing from %v", got)
 	}
 }
+
+// TestSetPrecision checks that BF16 changes inference outputs only by
+// bfloat16 rounding, leaves recorded (training) graphs in float32, and
+// that F32 restores the exact float32 output.
+func TestSetPrecision(t *testing.T) {
+	rng := tensor.NewRNG(3)
+	mlp := &struct {
+		A *Linear `safetensors:"a"`
+		B *Linear `safetensors:"b"`
+	}{NewLinear(rng, 32, 96, true), NewLinear(rng, 96, 8, false)}
+	x := autodiff.Const(rng.Normal(10, 32))
+	run := func(g *autodiff.Graph) *tensor.Tensor {
+		return mlp.B.Forward(g, g.GELUTanh(mlp.A.Forward(g, x))).Value
+	}
+	ref := run(autodiff.NoGrad())
+	if n := SetPrecision(mlp, BF16); n != 2 {
+		t.Fatalf("SetPrecision set %d layers, want 2", n)
+	}
+	low := run(autodiff.NoGrad())
+	if d := maxRelDiff(low, ref); d == 0 || d > 0.05 {
+		t.Errorf("bf16 output differs from float32 by %.3g (max relative), want (0, 0.05]", d)
+	}
+	if d := maxRelDiff(run(autodiff.NewGraph()), ref); d != 0 {
+		t.Errorf("recording graph under BF16 differs from float32 by %.3g", d)
+	}
+	SetPrecision(mlp, F32)
+	if d := maxRelDiff(run(autodiff.NoGrad()), ref); d != 0 {
+		t.Errorf("after SetPrecision(F32) the output differs by %.3g", d)
+	}
+	for _, s := range []string{"f32", "bf16", "auto", ""} {
+		if _, err := ParsePrecision(s); err != nil {
+			t.Errorf("ParsePrecision(%q): %v", s, err)
+		}
+	}
+	if _, err := ParsePrecision("fp8"); err == nil {
+		t.Error("ParsePrecision(fp8) accepted")
+	}
+}
+
+// maxRelDiff is max |a-b| / max |b|.
+func maxRelDiff(a, b *tensor.Tensor) float64 {
+	var d, m float64
+	for i, v := range b.Data() {
+		d = math.Max(d, math.Abs(float64(a.Data()[i]-v)))
+		m = math.Max(m, math.Abs(float64(v)))
+	}
+	return d / m
+}

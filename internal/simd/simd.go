@@ -82,6 +82,11 @@ func Set(l Level) Level {
 	return Level(current.Swap(int32(l)))
 }
 
+// HasBF16 reports whether the CPU has the AVX-512 bfloat16 instructions
+// (VDPBF16PS, VCVTNE2PS2BF16). Kernels that use them also require the
+// current level to be AVX512.
+func HasBF16() bool { return cpu.X86.HasAVX512BF16 && Supported() == AVX512 }
+
 // Levels lists every level this CPU can run, lowest first; kernel tests
 // iterate over it.
 func Levels() []Level {
