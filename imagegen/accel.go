@@ -10,6 +10,7 @@ import (
 	"tessera/diffusion"
 	"tessera/dit"
 	"tessera/flexidit"
+	"tessera/nn"
 	"tessera/tensor"
 )
 
@@ -266,6 +267,12 @@ func GenerateAccel(m *dit.Model, o GenerateOptions, a AccelOptions) ([]*tensor.T
 	if err := checkGenerate(cfg, o); err != nil {
 		return nil, AccelStats{}, err
 	}
+	models := []any{m}
+	if a.Flex != nil && a.Flex.Model != nil {
+		models = append(models, a.Flex.Model)
+	}
+	prec, restore := applyPrecision(o, models...)
+	defer restore()
 	var cache *blockcache.Cache
 	var report *CacheReport
 	if a.Cache.Mode != "" {
@@ -359,7 +366,7 @@ func GenerateAccel(m *dit.Model, o GenerateOptions, a AccelOptions) ([]*tensor.T
 		out.Cache = report
 	}
 	out.Stats = Stats{N: o.N, WallSeconds: wall, NetworkEvals: cnt.evals, BlockEvals: blockEvals, FLOPs: flops,
-		Steps: o.Steps, Sampler: o.Sampler, Schedule: o.Schedule, CFG: o.CFG}
+		Steps: o.Steps, Sampler: o.Sampler, Schedule: o.Schedule, CFG: o.CFG, Precision: prec.String()}
 	return imgs, out, nil
 }
 
@@ -398,6 +405,9 @@ func checkGenerate(cfg dit.Config, o GenerateOptions) error {
 	}
 	if o.Steps < 1 {
 		return fmt.Errorf("generate: steps must be at least 1 (have %d)", o.Steps)
+	}
+	if _, err := nn.ParsePrecision(o.Precision); err != nil {
+		return fmt.Errorf("generate: %w", err)
 	}
 	if o.Classes != nil && len(o.Classes) != o.N {
 		return fmt.Errorf("generate: %d classes for %d images", len(o.Classes), o.N)

@@ -8,6 +8,7 @@ import (
 	"tessera/diffusion"
 	"tessera/dit"
 	"tessera/internal/progress"
+	"tessera/nn"
 	"tessera/tensor"
 )
 
@@ -22,7 +23,10 @@ type GenerateOptions struct {
 	Shift    float64 // for the shifted schedule
 	CFG      float64 // guidance weight; 1 disables guidance (default 1)
 	Batch    int     // images per network batch (default 64)
-	Progress progress.Options
+	// Precision of the network's products: "auto" (default: bf16 where
+	// the CPU has native bfloat16 dot products, else f32), "f32" or "bf16".
+	Precision string
+	Progress  progress.Options
 }
 
 // Stats is what a generation run cost.
@@ -36,6 +40,7 @@ type Stats struct {
 	Sampler      string  `json:"sampler"`
 	Schedule     string  `json:"schedule"`
 	CFG          float64 `json:"cfg"`
+	Precision    string  `json:"precision"`
 }
 
 // counter wraps a model, counting passes and FLOPs.
@@ -83,14 +88,34 @@ func Generate(m *dit.Model, o GenerateOptions) ([]*tensor.Tensor, Stats, error) 
 			classes[i] = i % max(cfg.NumClasses, 1)
 		}
 	}
+	prec, restore := applyPrecision(o, m)
+	defer restore()
 	cnt := &counter{m: m}
 	out, wall, err := sampleLoop(cfg, cnt, classes, o, nil)
 	if err != nil {
 		return nil, Stats{}, err
 	}
 	st := Stats{N: o.N, WallSeconds: wall, NetworkEvals: cnt.evals,
-		BlockEvals: cnt.evals * cfg.Depth, FLOPs: cnt.flops, Steps: o.Steps, Sampler: o.Sampler, Schedule: o.Schedule, CFG: o.CFG}
+		BlockEvals: cnt.evals * cfg.Depth, FLOPs: cnt.flops, Steps: o.Steps, Sampler: o.Sampler, Schedule: o.Schedule, CFG: o.CFG,
+		Precision: prec.String()}
 	return out, st, nil
+}
+
+// applyPrecision sets the precision o asks for (checked by checkGenerate)
+// on the Linear layers of models and returns it with a function that puts
+// them back to float32.
+func applyPrecision(o GenerateOptions, models ...any) (nn.Precision, func()) {
+	p, _ := nn.ParsePrecision(o.Precision)
+	for _, m := range models {
+		nn.SetPrecision(m, p)
+	}
+	return p, func() {
+		if p != nn.F32 {
+			for _, m := range models {
+				nn.SetPrecision(m, nn.F32)
+			}
+		}
+	}
 }
 
 // sampleLoop samples o.N images in batches of o.Batch from net (guided

@@ -3,6 +3,7 @@ package t2i
 import (
 	"fmt"
 	"math"
+	"tessera/nn"
 	"time"
 
 	"tessera/diffusion"
@@ -20,7 +21,10 @@ type GenerateOptions struct {
 	Shift    float64 // for the shifted schedule
 	CFG      float64 // guidance weight; 1 disables guidance (default 1)
 	Batch    int     // images per network batch (default 64)
-	Progress progress.Options
+	// Precision of the network's products: "auto" (default), "f32" or
+	// "bf16", as in imagegen.GenerateOptions.
+	Precision string
+	Progress  progress.Options
 }
 
 // counter wraps a model, counting passes and FLOPs.
@@ -70,6 +74,12 @@ func Generate(m *Model, prompts []string, o GenerateOptions) ([]*tensor.Tensor, 
 	if o.Schedule == "" {
 		o.Schedule = "uniform"
 	}
+	prec, err := nn.ParsePrecision(o.Precision)
+	if err != nil {
+		return nil, imagegen.Stats{}, fmt.Errorf("generate: %w", err)
+	}
+	nn.SetPrecision(m, prec)
+	defer nn.SetPrecision(m, nn.F32)
 	start := time.Now()
 	// Encode each distinct prompt once; labels index them.
 	index := map[string]int{}
@@ -125,6 +135,6 @@ func Generate(m *Model, prompts []string, o GenerateOptions) ([]*tensor.Tensor, 
 	bar.Finish()
 	st := imagegen.Stats{N: n, WallSeconds: time.Since(start).Seconds(), NetworkEvals: cnt.evals,
 		BlockEvals: cnt.evals * cfg.Depth, FLOPs: cnt.flops + cfg.Text.FLOPs(len(uniq)+1), Steps: o.Steps,
-		Sampler: o.Sampler, Schedule: o.Schedule, CFG: o.CFG}
+		Sampler: o.Sampler, Schedule: o.Schedule, CFG: o.CFG, Precision: prec.String()}
 	return out, st, nil
 }

@@ -15,6 +15,7 @@ import (
 	"tessera/imagegen"
 	"tessera/internal/progress"
 	"tessera/models"
+	"tessera/nn"
 	"tessera/t2i"
 	"tessera/tensor"
 )
@@ -55,9 +56,13 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	cacheDir := fs.String("cache-dir", "", "where block-cache profiles and plans are stored (default: $TESSERA_CACHE_DIR or the user cache folder)")
 	flexSpec := fs.String("flex", "", "FlexiDiT: number of weak-patch steps T_weak, optionally ,reverse or ,weak-guidance (needs --flex-model)")
 	flexModel := fs.String("flex-model", "", "folder of the flexified model (tessera flexify) for --flex")
+	precision := fs.String("precision", "auto", "arithmetic of the network's products: auto (bf16 where the CPU has native bfloat16 dot products, else f32), f32, bf16")
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
 	if err := parseFlags(fs, args, false); err != nil {
 		return err
+	}
+	if _, err := nn.ParsePrecision(*precision); err != nil {
+		return usageError{"--precision: " + err.Error()}
 	}
 	switch {
 	case *out == "":
@@ -107,7 +112,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 			return usagef("model %s takes --prompt, not --class", *modelRef)
 		}
 		return generateFromText(fsys, *modelRef, *prompt, *n, *out, *grid, *asJSON, stdout,
-			t2i.GenerateOptions{Seed: *seed, Steps: *steps, Sampler: *sampler, Schedule: *schedule, Shift: *shift, CFG: *cfg, Batch: *batch, Progress: prog})
+			t2i.GenerateOptions{Seed: *seed, Steps: *steps, Sampler: *sampler, Schedule: *schedule, Shift: *shift, CFG: *cfg, Batch: *batch, Precision: *precision, Progress: prog})
 	}
 	if *prompt != "" {
 		return usagef("model %s is class-conditional: use --class, not --prompt", *modelRef)
@@ -134,7 +139,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	cacheOpt.Log = func(msg string) { fmt.Fprintln(stderr, msg) }
 	cacheOpt.Dir = *cacheDir
 	imgs, ast, err := imagegen.GenerateAccel(m, imagegen.GenerateOptions{N: *n, Classes: classes, Seed: *seed, Steps: *steps,
-		Sampler: *sampler, Schedule: *schedule, Shift: *shift, CFG: *cfg, Batch: *batch, Progress: prog},
+		Sampler: *sampler, Schedule: *schedule, Shift: *shift, CFG: *cfg, Batch: *batch, Precision: *precision, Progress: prog},
 		imagegen.AccelOptions{Cache: cacheOpt, Flex: flexOpt})
 	if err != nil {
 		return err
@@ -211,7 +216,7 @@ func writeGenerated(out string, imgs []*tensor.Tensor, labels []any, grid, asJSO
 	if asJSON {
 		sum := map[string]any{"n": st.N, "wall_seconds": st.WallSeconds, "network_evals": st.NetworkEvals,
 			"block_evals": st.BlockEvals, "flops": st.FLOPs, "steps": st.Steps, "sampler": st.Sampler, "schedule": st.Schedule,
-			"cfg": st.CFG, "model": ref, "out": out, "images_per_second": float64(st.N) / st.WallSeconds}
+			"cfg": st.CFG, "precision": st.Precision, "model": ref, "out": out, "images_per_second": float64(st.N) / st.WallSeconds}
 		for k, v := range accel {
 			sum[k] = v
 		}

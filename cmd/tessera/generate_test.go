@@ -30,7 +30,7 @@ func TestGenerateWritesImages(t *testing.T) {
 	if err := json.Unmarshal(so.Bytes(), &sum); err != nil {
 		t.Fatalf("--json output %q: %v", so.String(), err)
 	}
-	for _, k := range []string{"n", "wall_seconds", "network_evals", "block_evals", "flops"} {
+	for _, k := range []string{"n", "wall_seconds", "network_evals", "block_evals", "flops", "precision"} {
 		if _, ok := sum[k]; !ok {
 			t.Errorf("--json output lacks %q", k)
 		}
@@ -67,6 +67,7 @@ func TestGenerateErrors(t *testing.T) {
 		{"unknown flag", []string{"--frobs", "2", "--out", "OUT"}, 2, "not defined"},
 		{"bad cache", []string{"--cache", "sometimes", "--out", "OUT"}, 2, "--cache"},
 		{"flex without its model", []string{"--flex", "8", "--out", "OUT"}, 2, "--flex-model"},
+		{"bad precision", []string{"--precision", "fp8", "--out", "OUT"}, 2, "--precision: unknown precision \"fp8\""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
