@@ -1,0 +1,58 @@
+//go:build amd64 && !purego
+
+package gemm
+
+import "tessera/internal/simd"
+
+// sgemvRowsAVX512 is, for m a multiple of 4 and n a multiple of 16,
+//
+//	for i := 0; i < m; i++ {
+//		var s float32
+//		for j := 0; j < n; j++ {
+//			s += a[i*lda+j] * x[j]
+//		}
+//		if acc != 0 {
+//			s += y[i]
+//		}
+//		y[i] = s
+//	}
+//
+// reading A in blocks of four rows and prefetching the next block.
+//
+//go:noescape
+func sgemvRowsAVX512(m, n int, a *float32, lda int, x, y *float32, acc int)
+
+// sgemvRowsAVX2 is sgemvRowsAVX512 with Y registers, for n a multiple of 8.
+//
+//go:noescape
+func sgemvRowsAVX2(m, n int, a *float32, lda int, x, y *float32, acc int)
+
+// sgemvRowsAsm runs the vector kernel of level l on the leading rows and
+// columns it handles (rows in fours, columns in 16s or 8s) and returns how
+// many of each it covered; it covers nothing on the generic level.
+func sgemvRowsAsm(l simd.Level, m, n int, a []float32, lda int, x, y []float32, acc bool) (rows, cols int) {
+	switch l {
+	case simd.AVX512:
+		rows, cols = m&^3, n&^15
+	case simd.AVX2:
+		rows, cols = m&^3, n&^7
+	default:
+		return 0, 0
+	}
+	if rows == 0 || cols == 0 {
+		return 0, 0
+	}
+	_ = a[(rows-1)*lda+cols-1]
+	_ = x[cols-1]
+	_ = y[rows-1]
+	ac := 0
+	if acc {
+		ac = 1
+	}
+	if l == simd.AVX512 {
+		sgemvRowsAVX512(rows, cols, &a[0], lda, &x[0], &y[0], ac)
+	} else {
+		sgemvRowsAVX2(rows, cols, &a[0], lda, &x[0], &y[0], ac)
+	}
+	return rows, cols
+}
