@@ -102,6 +102,7 @@ type Cache struct {
 	logits                   []float32
 	hiddenRows               int
 	one                      [1]int
+	dec                      *decoder // one-token steps
 }
 
 func newCache(e *engine, capacity int) *Cache {
@@ -114,6 +115,7 @@ func newCache(e *engine, capacity int) *Cache {
 	}
 	cache.cos, cache.sin = ropeTables(c, capacity)
 	cache.grow(1)
+	cache.dec = newDecoder(cache)
 	return cache
 }
 
@@ -214,6 +216,13 @@ func (c *Cache) forward(tokens []int, all bool) error {
 		}
 	}
 	c.e.sync()
+	if T == 1 {
+		// One token: the GEMV-bound step, threaded by the decode team.
+		c.dec.step(tokens[0])
+		c.n++
+		c.hiddenRows = 1
+		return nil
+	}
 	c.grow(T)
 	d, hd := cfg.HiddenSize, cfg.HeadDim()
 	H, Hkv, I := cfg.NumAttentionHeads, cfg.KVHeads(), cfg.IntermediateSize

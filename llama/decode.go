@@ -1,0 +1,158 @@
+package llama
+
+import (
+	"math"
+
+	"tessera/internal/gemm"
+	"tessera/internal/vec"
+)
+
+// decoder holds what one-token steps need beyond the cache's batched
+// buffers: the loops bound to the cache once (so a step allocates
+// nothing) and the per-step arguments they read.
+type decoder struct {
+	c *Cache
+
+	// Bound loops over rows, heads or chunks of one step.
+	qkvFn, attnFn, oFn, gateUpFn, downFn, headFn func(lo, hi int)
+
+	layer  int       // the layer being run
+	pos    int       // position of the token
+	scores []float32 // [heads, capacity] attention weights
+}
+
+func newDecoder(c *Cache) *decoder {
+	cfg := c.e.cfg
+	d := &decoder{c: c, scores: make([]float32, cfg.NumAttentionHeads*c.capacity)}
+	d.qkvFn, d.attnFn, d.oFn = d.qkvRows, d.attnHeads, d.oRows
+	d.gateUpFn, d.downFn, d.headFn = d.gateUpRows, d.downRows, d.headRows
+	return d
+}
+
+// Chunks per participating thread of each loop: a few, so that a late
+// helper leaves little behind.
+const chunksPerThread = 4
+
+// step runs one token at position c.n through the model with the team's
+// help, leaving its logits in c.logits[:vocab] and its hidden state in
+// c.x[:hidden]. The weights are synced and the token checked by the caller.
+func (d *decoder) step(token int) {
+	c, e := d.c, d.c.e
+	cfg := e.cfg
+	dm, hd := cfg.HiddenSize, cfg.HeadDim()
+	H, Hkv, I := cfg.NumAttentionHeads, cfg.KVHeads(), cfg.IntermediateSize
+	rows := (H + 2*Hkv) * hd
+	eps := float32(cfg.RMSNormEps)
+
+	threads := decodeTeam.acquire()
+	if threads > 0 {
+		defer decodeTeam.release()
+	}
+	run := func(n, unit int, fn func(lo, hi int)) {
+		if threads <= 1 {
+			fn(0, n)
+			return
+		}
+		decodeTeam.run(n, unit, threads*chunksPerThread, fn)
+	}
+
+	x, xn := c.x[:dm], c.xn[:dm]
+	copy(x, data(e.embed)[token*dm:(token+1)*dm])
+	d.pos = c.n
+	for l := range e.layers {
+		ls := &e.layers[l]
+		d.layer = l
+		vec.RMSNorm(xn, x, dm, eps, data(ls.inNorm), nil)
+		run(rows, hd, d.qkvFn)
+		run(H, 1, d.attnFn)
+		run(dm, 4, d.oFn)
+		vec.RMSNorm(xn, x, dm, eps, data(ls.postNorm), nil)
+		run(I, 4, d.gateUpFn)
+		run(dm, 4, d.downFn)
+	}
+	vec.RMSNorm(xn, x, dm, eps, data(e.norm), nil)
+	run(cfg.VocabSize, 4, d.headFn)
+}
+
+// qkvRows computes rows [lo, hi) of the fused q|k|v projection (whole
+// heads), rotates the query and key heads among them and appends the key
+// and value heads to the cache.
+func (d *decoder) qkvRows(lo, hi int) {
+	c := d.c
+	cfg := c.e.cfg
+	dm, hd := cfg.HiddenSize, cfg.HeadDim()
+	qd, kvd := cfg.NumAttentionHeads*hd, cfg.KVHeads()*hd
+	qkv := c.qkv
+	gemm.SgemvRows(hi-lo, dm, c.e.qkv[d.layer][lo*dm:], dm, c.xn[:dm], 0, qkv[lo:hi])
+	kc, vc := c.k[d.layer][d.pos*kvd:(d.pos+1)*kvd], c.v[d.layer][d.pos*kvd:(d.pos+1)*kvd]
+	for h := lo; h < hi; h += hd {
+		head := qkv[h : h+hd]
+		switch {
+		case h < qd:
+			c.rope(head, d.pos)
+		case h < qd+kvd:
+			c.rope(head, d.pos)
+			copy(kc[h-qd:h-qd+hd], head)
+		default:
+			copy(vc[h-qd-kvd:h-qd-kvd+hd], head)
+		}
+	}
+}
+
+// attnHeads attends query heads [lo, hi) of the token over the cache,
+// positions 0…pos: scores by a GEMV over the cached keys, softmax, and the
+// weighted sum of the cached values by a transposed GEMV.
+func (d *decoder) attnHeads(lo, hi int) {
+	c := d.c
+	cfg := c.e.cfg
+	hd, group := cfg.HeadDim(), cfg.NumAttentionHeads/cfg.KVHeads()
+	kvd := cfg.KVHeads() * hd
+	ctx := d.pos + 1
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	kc, vc := c.k[d.layer], c.v[d.layer]
+	for h := lo; h < hi; h++ {
+		g := h / group
+		s := d.scores[h*c.capacity : h*c.capacity+ctx]
+		gemm.SgemvRows(ctx, hd, kc[g*hd:], kvd, c.qkv[h*hd:(h+1)*hd], 0, s)
+		m := vec.Max(s)
+		vec.AddScalar(s, s, -m)
+		vec.Scale(s, s, scale)
+		vec.Exp(s, s)
+		sum := vec.Sum(s)
+		gemm.SgemvTRows(ctx, hd, 1/sum, vc[g*hd:], kvd, s, 0, c.att[h*hd:(h+1)*hd])
+	}
+}
+
+// oRows adds rows [lo, hi) of o_proj(attention) to the residual stream.
+func (d *decoder) oRows(lo, hi int) {
+	c := d.c
+	qd := c.e.cfg.NumAttentionHeads * c.e.cfg.HeadDim()
+	gemm.SgemvRows(hi-lo, qd, data(c.e.layers[d.layer].o)[lo*qd:], qd, c.att[:qd], 1, c.x[lo:hi])
+}
+
+// gateUpRows computes act[lo:hi] = silu(gate·n) * (up·n) for rows
+// [lo, hi) of the fused gate|up projection.
+func (d *decoder) gateUpRows(lo, hi int) {
+	c := d.c
+	dm, I := c.e.cfg.HiddenSize, c.e.cfg.IntermediateSize
+	w := c.e.gateUp[d.layer]
+	g, u, a := c.gu[lo:hi], c.gu[I+lo:I+hi], c.act[lo:hi]
+	gemm.SgemvRows(hi-lo, dm, w[lo*dm:], dm, c.xn[:dm], 0, g)
+	gemm.SgemvRows(hi-lo, dm, w[(I+lo)*dm:], dm, c.xn[:dm], 0, u)
+	vec.SiLU(a, g)
+	vec.Mul(a, a, u)
+}
+
+// downRows adds rows [lo, hi) of down_proj(act) to the residual stream.
+func (d *decoder) downRows(lo, hi int) {
+	c := d.c
+	I := c.e.cfg.IntermediateSize
+	gemm.SgemvRows(hi-lo, I, data(c.e.layers[d.layer].down)[lo*I:], I, c.act[:I], 1, c.x[lo:hi])
+}
+
+// headRows computes logits [lo, hi) of the normalised final state.
+func (d *decoder) headRows(lo, hi int) {
+	c := d.c
+	dm := c.e.cfg.HiddenSize
+	gemm.SgemvRows(hi-lo, dm, data(c.e.head)[lo*dm:], dm, c.xn[:dm], 0, c.logits[lo:hi])
+}

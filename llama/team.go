@@ -1,0 +1,155 @@
+package llama
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"tessera/internal/parallel"
+)
+
+// team runs the small, frequent parallel loops of batch-1 decoding: a
+// decoded token issues a few dozen loops of a few microseconds each, where
+// waking a parked goroutine per loop would cost as much as the loop. The
+// team's helpers spin between loops while decoding is under way and park
+// after a while without work.
+//
+// Work is handed out in chunks that whoever is free claims, the caller
+// included, so a helper the OS has descheduled delays a loop by at most
+// the chunk it holds, and a loop runs entirely on the caller when no
+// helper shows up. The claim counter, the chunk count and a generation
+// live in one atomic word, so a claim made on a finished loop fails.
+type team struct {
+	mu sync.Mutex // held by the one cache using the team
+
+	// work is gen<<32 | chunks<<16 | next: the loop's generation, its
+	// number of chunks and the next chunk to claim.
+	work atomic.Uint64
+	done atomic.Int64 // chunks of the current loop finished
+
+	// The current loop, written only while no chunk of a previous loop is
+	// claimable or running, and read after a successful claim.
+	fn      func(lo, hi int)
+	n, unit int
+
+	helpers []*helper
+}
+
+// helper is one spinning worker of the team.
+type helper struct {
+	parked atomic.Bool
+	wake   chan struct{}
+}
+
+// Spin limits: a helper parks after helperSpins empty polls (tens of
+// microseconds to a few milliseconds, depending on what else runs), and
+// spinners yield the processor every yieldEvery polls.
+const (
+	helperSpins = 1 << 16
+	yieldEvery  = 64
+)
+
+// maxChunks bounds the chunks of one loop (the field is 16 bits wide).
+const maxChunks = 1<<16 - 1
+
+// decodeTeam is shared by every cache: the machine has only so many cores,
+// and a cache that finds it busy runs on its own goroutine.
+var decodeTeam team
+
+// acquire reserves the team for one decode step and returns how many
+// threads (the caller included) take part, or 0 when another cache holds
+// the team; release must follow a non-zero acquire.
+func (t *team) acquire() int {
+	want := min(parallel.Threads(), runtime.GOMAXPROCS(0), runtime.NumCPU())
+	if want <= 1 || !t.mu.TryLock() {
+		return 0
+	}
+	for len(t.helpers) < want-1 {
+		h := &helper{wake: make(chan struct{}, 1)}
+		t.helpers = append(t.helpers, h)
+		go t.loop(h)
+	}
+	return want
+}
+
+func (t *team) release() { t.mu.Unlock() }
+
+// run calls fn on chunks covering [0, n), each a multiple of unit long
+// (the last excepted), and returns when all have run. chunks <= 1 runs
+// fn(0, n) on the caller.
+func (t *team) run(n, unit, chunks int, fn func(lo, hi int)) {
+	units := (n + unit - 1) / unit
+	chunks = min(chunks, units, maxChunks)
+	if chunks <= 1 {
+		fn(0, n)
+		return
+	}
+	t.fn, t.n, t.unit = fn, n, unit
+	t.done.Store(0)
+	gen := t.work.Load()>>32 + 1
+	t.work.Store(gen<<32 | uint64(chunks)<<16)
+	for _, h := range t.helpers {
+		if h.parked.Load() && h.parked.CompareAndSwap(true, false) {
+			h.wake <- struct{}{}
+		}
+	}
+	for t.claim() {
+	}
+	for spins := 1; t.done.Load() < int64(chunks); spins++ {
+		if spins%yieldEvery == 0 {
+			runtime.Gosched()
+		}
+	}
+	t.fn = nil
+}
+
+// claim runs one chunk of the current loop if one is left and reports
+// whether it did.
+func (t *team) claim() bool {
+	for {
+		w := t.work.Load()
+		next, chunks := w&0xffff, w>>16&0xffff
+		if next >= chunks {
+			return false
+		}
+		if !t.work.CompareAndSwap(w, w+1) {
+			continue
+		}
+		units := (t.n + t.unit - 1) / t.unit
+		c, k := int(next), int(chunks)
+		lo, hi := units*c/k*t.unit, min(units*(c+1)/k*t.unit, t.n)
+		t.fn(lo, hi)
+		t.done.Add(1)
+		return true
+	}
+}
+
+// loop is a helper's life: claim chunks, spin while there are none, park
+// when none come for a while.
+func (t *team) loop(h *helper) {
+	for spins := 0; ; {
+		if t.claim() {
+			spins = 0
+			continue
+		}
+		spins++
+		if spins%yieldEvery == 0 {
+			runtime.Gosched()
+		}
+		if spins < helperSpins {
+			continue
+		}
+		spins = 0
+		h.parked.Store(true)
+		if t.claimable() && h.parked.CompareAndSwap(true, false) {
+			continue // work arrived while parking
+		}
+		<-h.wake // the poster cleared parked and sends exactly once
+	}
+}
+
+// claimable reports whether the current loop has unclaimed chunks.
+func (t *team) claimable() bool {
+	w := t.work.Load()
+	return w&0xffff < w>>16&0xffff
+}
