@@ -160,6 +160,9 @@ func (m *Model) Forward(g *autodiff.Graph, x *autodiff.Var, t []float32, y []int
 
 // Forward applies one block to h [B, T, D] given SiLU(c) [B, 1, D].
 func (blk *Block) Forward(g *autodiff.Graph, h, c *autodiff.Var) *autodiff.Var {
+	if !g.Recording() {
+		return autodiff.Const(blk.infer(h.Value, c.Value))
+	}
 	d := h.Shape()[2]
 	mod := blk.AdaLN.Forward(g, c) // [B, 1, 6D], one GEMM for all six
 	shiftMSA, scaleMSA, gateMSA := g.Slice(mod, 2, 0, d), g.Slice(mod, 2, d, 2*d), g.Slice(mod, 2, 2*d, 3*d)

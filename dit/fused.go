@@ -19,17 +19,25 @@ func modulateNorm(g *autodiff.Graph, x, shift, scale *autodiff.Var) *autodiff.Va
 	if g.Recording() {
 		return g.Add(g.Mul(g.LayerNorm(x, nil, nil, lnEps), g.AddScalar(scale, 1)), shift)
 	}
-	b, t, d := dims3(x.Value)
-	src := x.Value.Contiguous().Data()
-	out := tensor.New(b, t, d)
-	dst := out.Data()
+	return autodiff.Const(modulateNormInto(nil, x.Value, shift.Value, scale.Value))
+}
+
+// modulateNormInto is modulateNorm at inference on tensors, writing into
+// dst (contiguous [B, T, D]; nil: a new tensor), which it returns.
+func modulateNormInto(dst, x, shift, scale *tensor.Tensor) *tensor.Tensor {
+	b, t, d := dims3(x)
+	src := x.Contiguous().Data()
+	if dst == nil {
+		dst = tensor.New(b, t, d)
+	}
+	dd := dst.Data()
 	forSamples(b, t*d, func(i int) {
 		gain := make([]float32, d)
-		vec.AddScalar(gain, row(scale.Value, i), 1)
+		vec.AddScalar(gain, row(scale, i), 1)
 		lo, hi := i*t*d, (i+1)*t*d
-		vec.LayerNorm(dst[lo:hi], src[lo:hi], d, lnEps, gain, row(shift.Value, i), nil, nil)
+		vec.LayerNorm(dd[lo:hi], src[lo:hi], d, lnEps, gain, row(shift, i), nil, nil)
 	})
-	return autodiff.Const(out)
+	return dst
 }
 
 // gatedResidual returns h + gate·y for h, y [B, T, D] and gate [B, 1, D].
@@ -38,22 +46,27 @@ func gatedResidual(g *autodiff.Graph, h, gate, y *autodiff.Var) *autodiff.Var {
 	if g.Recording() {
 		return g.Add(h, g.Mul(gate, y))
 	}
-	b, t, d := dims3(h.Value)
-	hv := h.Value.Contiguous().Data()
 	yt := y.Value
 	if !yt.IsContiguous() {
 		yt = yt.Contiguous()
 	}
-	yv := yt.Data()
+	gatedResidualInPlace(yt, h.Value, gate.Value)
+	return autodiff.Const(yt)
+}
+
+// gatedResidualInPlace sets y = h + gate·y for contiguous y [B, T, D].
+func gatedResidualInPlace(y, h, gate *tensor.Tensor) {
+	b, t, d := dims3(h)
+	hv := h.Contiguous().Data()
+	yv := y.Data()
 	forSamples(b, t*d, func(i int) {
-		gr := row(gate.Value, i)
+		gr := row(gate, i)
 		for r := i * t; r < (i+1)*t; r++ {
 			yr := yv[r*d : (r+1)*d]
 			vec.Mul(yr, yr, gr)
 			vec.Add(yr, yr, hv[r*d:(r+1)*d])
 		}
 	})
-	return autodiff.Const(yt)
 }
 
 func dims3(t *tensor.Tensor) (b, n, d int) { return t.Dim(0), t.Dim(1), t.Dim(2) }

@@ -164,3 +164,24 @@ func namedLinears(model any) []namedLinear {
 	slices.SortStableFunc(out, func(a, b namedLinear) int { return naturalCompare(a.name, b.name) })
 	return out
 }
+
+// Infer computes x·Wᵀ + b (and the adapter's term) on plain tensors, for
+// inference code that manages its own buffers: the result goes into out, a
+// contiguous tensor of shape [..., Out] (nil: a new one), and is returned.
+// It uses the bfloat16 weights SetPrecision packed, when there are any.
+func (l *Linear) Infer(x, out *tensor.Tensor) *tensor.Tensor {
+	var b *tensor.Tensor
+	if l.Bias != nil {
+		b = l.Bias.Value
+	}
+	if l.bf16 != nil {
+		out = tensor.LinearBF16Into(out, x, l.bf16, b)
+	} else {
+		out = tensor.LinearInto(out, x, l.Weight.Value, b)
+	}
+	if l.LoraA != nil {
+		low := tensor.Linear(tensor.Linear(x, l.LoraA.Value, nil), l.LoraB.Value, nil)
+		tensor.AddInPlace(out, tensor.Scale(low, l.LoraScale))
+	}
+	return out
+}

@@ -110,6 +110,17 @@ func Attention(q, k, v *Tensor, opt AttentionOptions) *Tensor {
 	return out
 }
 
+// AttentionInto is Attention writing into out, a contiguous [B, Tq, H, D]
+// tensor (no log-sum-exp is kept). It returns out.
+func AttentionInto(out, q, k, v *Tensor, opt AttentionOptions) *Tensor {
+	p, q, k, v := attnParams(q, k, v, opt)
+	if !out.IsContiguous() || out.Rank() != 4 || out.shape[0] != p.Batch || out.shape[1] != p.Tq || out.shape[2] != p.Heads || out.shape[3] != p.Dim {
+		panic(fmt.Sprintf("tensor.AttentionInto: out %v, want contiguous [%d %d %d %d]", out.shape, p.Batch, p.Tq, p.Heads, p.Dim))
+	}
+	attn.Forward(out.Data(), nil, q.data[q.offset:], k.data[k.offset:], v.data[v.offset:], p)
+	return out
+}
+
 // AttentionLSE is Attention that also returns the log-sum-exp of each
 // scaled score row, [B, H, Tq], which AttentionBackward needs.
 func AttentionLSE(q, k, v *Tensor, opt AttentionOptions) (out, lse *Tensor) {

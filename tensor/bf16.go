@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"fmt"
+	"slices"
 
 	"tessera/internal/gemm"
 )
@@ -37,6 +38,12 @@ func BF16Native() bool { return gemm.BF16Native() }
 // rounded to bfloat16 and the products accumulated in float32 (relative
 // error about 2⁻⁸ of the magnitudes involved).
 func LinearBF16(x *Tensor, w *BF16Weight, b *Tensor) *Tensor {
+	return LinearBF16Into(nil, x, w, b)
+}
+
+// LinearBF16Into is LinearBF16 writing into out, a contiguous tensor of
+// the result's shape (nil: a new one). It returns out.
+func LinearBF16Into(out, x *Tensor, w *BF16Weight, b *Tensor) *Tensor {
 	in, outF := x.Dim(-1), w.Out()
 	if in != w.In() || (b != nil && b.Numel() != outF) {
 		bs := []int(nil)
@@ -46,13 +53,17 @@ func LinearBF16(x *Tensor, w *BF16Weight, b *Tensor) *Tensor {
 		panic(fmt.Sprintf("tensor.LinearBF16: x %v, w [%d %d], b %v do not fit", x.shape, outF, w.In(), bs))
 	}
 	shape := append(clone(x.shape[:len(x.shape)-1]), outF)
-	out := New(shape...)
+	if out == nil {
+		out = New(shape...)
+	} else if !out.IsContiguous() || !slices.Equal(out.shape, shape) {
+		panic(fmt.Sprintf("tensor.LinearBF16Into: out %v, want contiguous %v", out.shape, shape))
+	}
 	var bias []float32
 	if b != nil {
 		bias = b.Data()
 	}
 	if rows := x.Numel() / in; rows > 0 {
-		gemm.GemmBF16(rows, x.Data(), in, w.p, bias, 0, out.data, outF)
+		gemm.GemmBF16(rows, x.Data(), in, w.p, bias, 0, out.Data(), outF)
 	}
 	return out
 }

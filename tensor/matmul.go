@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"fmt"
+	"slices"
 
 	"tessera/internal/gemm"
 )
@@ -113,7 +114,11 @@ func MatMulInto(out, a, b *Tensor, alpha, beta float32) {
 
 // Linear returns x·wᵀ + b for x [..., in], w [out, in] (PyTorch layout) and
 // b [out] or nil, as one GEMM over all leading dimensions.
-func Linear(x, w, b *Tensor) *Tensor {
+func Linear(x, w, b *Tensor) *Tensor { return LinearInto(nil, x, w, b) }
+
+// LinearInto is Linear writing into out, a contiguous tensor of the
+// result's shape (nil: a new one). It returns out.
+func LinearInto(out, x, w, b *Tensor) *Tensor {
 	in, outF := x.Dim(-1), w.Dim(0)
 	if w.Rank() != 2 || w.Dim(1) != in || (b != nil && b.Numel() != outF) {
 		bs := []int(nil)
@@ -123,12 +128,17 @@ func Linear(x, w, b *Tensor) *Tensor {
 		panic(fmt.Sprintf("tensor.Linear: x %v, w %v, b %v do not fit", x.shape, w.shape, bs))
 	}
 	shape := append(clone(x.shape[:len(x.shape)-1]), outF)
-	out := New(shape...)
+	if out == nil {
+		out = New(shape...)
+	} else if !out.IsContiguous() || !slices.Equal(out.shape, shape) {
+		panic(fmt.Sprintf("tensor.LinearInto: out %v, want contiguous %v", out.shape, shape))
+	}
 	beta := float32(0)
 	if b != nil {
 		bd := b.Contiguous().Data()
-		for o := 0; o < len(out.data); o += outF {
-			copy(out.data[o:o+outF], bd)
+		od := out.Data()
+		for o := 0; o < len(od); o += outF {
+			copy(od[o:o+outF], bd)
 		}
 		beta = 1
 	}
