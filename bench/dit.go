@@ -58,6 +58,10 @@ type DiTResult struct {
 	SampleMSPerImage     float64 `json:"sample_ms_per_image,omitempty"`
 	PeerSampleMSPerImage float64 `json:"peer_sample_ms_per_image,omitempty"`
 	SampleSpeedup        float64 `json:"sample_speedup,omitempty"`
+	// The same sampling with bfloat16 products (nn.BF16), measured where
+	// the CPU has native bfloat16 dot products; the peer stays float32.
+	SampleBF16MSPerImage float64 `json:"sample_bf16_ms_per_image,omitempty"`
+	SampleBF16Speedup    float64 `json:"sample_bf16_speedup,omitempty"`
 
 	Rounds        int  `json:"rounds"`
 	PeerAvailable bool `json:"peer_available"`
@@ -128,6 +132,16 @@ func DiT(o DiTOptions) (*DiTResult, error) {
 				return
 			}
 			r.SampleMSPerImage = minPos(r.SampleMSPerImage, per)
+			if !tensor.BF16Native() {
+				return
+			}
+			nn.SetPrecision(b.m, nn.BF16)
+			per, err = b.sampleMSPerImage()
+			nn.SetPrecision(b.m, nn.F32)
+			if err != nil {
+				return
+			}
+			r.SampleBF16MSPerImage = minPos(r.SampleBF16MSPerImage, per)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("bench dit: %w", err)
@@ -161,6 +175,9 @@ func DiT(o DiTOptions) (*DiTResult, error) {
 		r.Forward1Ratio = r.Forward1MS / r.PeerForward1MS
 		if !o.NoSampling {
 			r.SampleSpeedup = r.PeerSampleMSPerImage / r.SampleMSPerImage
+			if r.SampleBF16MSPerImage > 0 {
+				r.SampleBF16Speedup = r.PeerSampleMSPerImage / r.SampleBF16MSPerImage
+			}
 		}
 	}
 	return r, nil
