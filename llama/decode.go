@@ -62,15 +62,15 @@ func (d *decoder) step(token int) {
 	for l := range e.layers {
 		ls := &e.layers[l]
 		d.layer = l
-		vec.RMSNorm(xn, x, dm, eps, data(ls.inNorm), nil)
+		rmsNorm(xn, x, eps, data(ls.inNorm))
 		run(rows, hd, d.qkvFn)
 		run(H, 1, d.attnFn)
 		run(dm, 4, d.oFn)
-		vec.RMSNorm(xn, x, dm, eps, data(ls.postNorm), nil)
+		rmsNorm(xn, x, eps, data(ls.postNorm))
 		run(I, 4, d.gateUpFn)
 		run(dm, 4, d.downFn)
 	}
-	vec.RMSNorm(xn, x, dm, eps, data(e.norm), nil)
+	rmsNorm(xn, x, eps, data(e.norm))
 	run(cfg.VocabSize, 4, d.headFn)
 }
 
@@ -155,4 +155,12 @@ func (d *decoder) headRows(lo, hi int) {
 	c := d.c
 	dm := c.e.cfg.HiddenSize
 	gemm.SgemvRows(hi-lo, dm, data(c.e.head)[lo*dm:], dm, c.xn[:dm], 0, c.logits[lo:hi])
+}
+
+// rmsNorm is dst = x / sqrt(mean(x²) + eps) * gamma for one row, without
+// the worker hand-off of vec.RMSNorm.
+func rmsNorm(dst, x []float32, eps float32, gamma []float32) {
+	ms := float64(vec.Dot(x, x)) / float64(len(x))
+	vec.Scale(dst, x, float32(1/math.Sqrt(ms+float64(eps))))
+	vec.Mul(dst, dst, gamma)
 }

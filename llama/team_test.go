@@ -1,0 +1,84 @@
+package llama
+
+import (
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+
+	"tessera/internal/parallel"
+)
+
+// TestTeamRunCovers checks that a team loop calls fn on disjoint chunks
+// that cover [0, n) exactly once and start on multiples of unit, whatever
+// the number of threads.
+func TestTeamRunCovers(t *testing.T) {
+	cases := []struct{ n, unit, chunks int }{
+		{1, 1, 8}, {7, 4, 8}, {256, 4, 8}, {1376, 4, 8}, {16, 32, 4}, {100, 1, 3}, {1000, 8, 1},
+	}
+	for _, threads := range []int{1, 2, 3} {
+		defer parallel.SetThreads(parallel.SetThreads(threads))
+		for _, c := range cases {
+			t.Run(fmt.Sprintf("threads%d/n%d/unit%d/chunks%d", threads, c.n, c.unit, c.chunks), func(t *testing.T) {
+				hits := make([]atomic.Int32, c.n)
+				var bad atomic.Int32
+				fn := func(lo, hi int) {
+					if lo%c.unit != 0 || lo >= hi {
+						bad.Add(1)
+					}
+					for i := lo; i < hi; i++ {
+						hits[i].Add(1)
+					}
+				}
+				n := decodeTeam.acquire()
+				for range 20 {
+					if n > 0 {
+						decodeTeam.run(c.n, c.unit, c.chunks, fn)
+					} else {
+						fn(0, c.n)
+					}
+				}
+				if n > 0 {
+					decodeTeam.release()
+				}
+				if bad.Load() != 0 {
+					t.Fatalf("%d chunks were empty or started off a multiple of %d", bad.Load(), c.unit)
+				}
+				for i := range hits {
+					if h := hits[i].Load(); h != 20 {
+						t.Fatalf("index %d covered %d times in 20 loops", i, h)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestDecodeThreadsAgree checks that decoding gives the same bits on one
+// thread and on a team: chunks are cut on multiples of 4 rows and whole
+// heads, which the kernels' results do not depend on.
+func TestDecodeThreadsAgree(t *testing.T) {
+	cfg := Config{VocabSize: 96, HiddenSize: 64, IntermediateSize: 176, NumHiddenLayers: 2,
+		NumAttentionHeads: 4, NumKeyValueHeads: 2, RMSNormEps: 1e-5, RopeTheta: 10000}
+	e := randomEngine(cfg, 4)
+	decode := func(threads int) []float32 {
+		defer parallel.SetThreads(parallel.SetThreads(threads))
+		c := newCache(e, 40)
+		logits, err := c.Prefill([]int{1, 2, 3, 4, 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all []float32
+		for range 30 {
+			if logits, err = c.Decode(Argmax(logits)); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, logits...)
+		}
+		return all
+	}
+	one, two := decode(1), decode(2)
+	if !slices.Equal(one, two) {
+		t.Fatal("decoded logits differ between 1 and 2 threads")
+	}
+}
