@@ -33,6 +33,11 @@ type team struct {
 	n, unit int
 
 	helpers []*helper
+
+	// sleeping is set by a caller that stopped spinning for the last
+	// chunks of its loop; it waits on woken.
+	sleeping atomic.Bool
+	woken    chan struct{}
 }
 
 // helper is one spinning worker of the team.
@@ -41,11 +46,14 @@ type helper struct {
 	wake   chan struct{}
 }
 
-// Spin limits: a helper parks after helperSpins empty polls (tens of
-// microseconds to a few milliseconds, depending on what else runs), and
-// spinners yield the processor every yieldEvery polls.
+// Spin limits: a helper parks after helperSpins empty polls (a
+// millisecond or so), a caller waiting for chunks held by helpers sleeps
+// after callerSpins polls (tens of microseconds, far more than a chunk
+// takes unless the helper's thread was descheduled), and spinners yield
+// the processor every yieldEvery polls.
 const (
 	helperSpins = 1 << 16
+	callerSpins = 1 << 12
 	yieldEvery  = 64
 )
 
@@ -54,7 +62,7 @@ const maxChunks = 1<<16 - 1
 
 // decodeTeam is shared by every cache: the machine has only so many cores,
 // and a cache that finds it busy runs on its own goroutine.
-var decodeTeam team
+var decodeTeam = team{woken: make(chan struct{}, 1)}
 
 // acquire reserves the team for one decode step and returns how many
 // threads (the caller included) take part, or 0 when another cache holds
@@ -99,6 +107,15 @@ func (t *team) run(n, unit, chunks int, fn func(lo, hi int)) {
 		if spins%yieldEvery == 0 {
 			runtime.Gosched()
 		}
+		if spins >= callerSpins {
+			// A helper holding a chunk is not running (a loaded machine):
+			// sleep so that its thread can have this core.
+			t.sleeping.Store(true)
+			if t.done.Load() < int64(chunks) || !t.sleeping.CompareAndSwap(true, false) {
+				<-t.woken // the helper finishing the last chunk clears sleeping and sends once
+			}
+			break
+		}
 	}
 	t.fn = nil
 }
@@ -119,7 +136,9 @@ func (t *team) claim() bool {
 		c, k := int(next), int(chunks)
 		lo, hi := units*c/k*t.unit, min(units*(c+1)/k*t.unit, t.n)
 		t.fn(lo, hi)
-		t.done.Add(1)
+		if t.done.Add(1) == int64(k) && t.sleeping.Load() && t.sleeping.CompareAndSwap(true, false) {
+			t.woken <- struct{}{}
+		}
 		return true
 	}
 }
