@@ -62,5 +62,19 @@ func SgemvTRows(m, n int, alpha float32, a []float32, lda int, x []float32, beta
 	if len(x) < m || len(y) < n {
 		panic(fmt.Sprintf("gemm: SgemvTRows with %dx%d A needs len(x) >= %d and len(y) >= %d, have %d and %d", m, n, m, n, len(x), len(y)))
 	}
-	gemvCols(simd.Current(), 0, m, 0, n, alpha, a, lda, x, beta, y)
+	l := simd.Current()
+	if beta == 0 {
+		// The AVX-512 kernel writes Aᵀ·x for whole 16-column blocks.
+		cols := sgemvTAsm(l, m, n, a, lda, x, y)
+		if alpha != 1 {
+			for j := range y[:cols] {
+				y[j] *= alpha
+			}
+		}
+		if cols == n {
+			return
+		}
+		a, y, n = a[cols:], y[cols:], n-cols
+	}
+	gemvCols(l, 0, m, 0, n, alpha, a, lda, x, beta, y)
 }

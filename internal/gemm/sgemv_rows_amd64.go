@@ -27,6 +27,38 @@ func sgemvRowsAVX512(m, n int, a *float32, lda int, x, y *float32, acc int)
 //go:noescape
 func sgemvRowsAVX2(m, n int, a *float32, lda int, x, y *float32, acc int)
 
+// sgemvTAVX512 is, for n a multiple of 16 and m > 0,
+//
+//	for j := 0; j < n; j++ {
+//		var s float32
+//		for i := 0; i < m; i++ {
+//			s += x[i] * a[i*lda+j]
+//		}
+//		y[j] = s
+//	}
+//
+// with even and odd rows summed apart and added at the end.
+//
+//go:noescape
+func sgemvTAVX512(m, n int, a *float32, lda int, x, y *float32)
+
+// sgemvTAsm computes y[:cols] = Aᵀ·x on the vector path of level l for the
+// leading columns it handles and returns how many (none off AVX-512).
+func sgemvTAsm(l simd.Level, m, n int, a []float32, lda int, x, y []float32) (cols int) {
+	if l != simd.AVX512 || m <= 0 {
+		return 0
+	}
+	cols = n &^ 15
+	if cols == 0 {
+		return 0
+	}
+	_ = a[(m-1)*lda+cols-1]
+	_ = x[m-1]
+	_ = y[cols-1]
+	sgemvTAVX512(m, cols, &a[0], lda, &x[0], &y[0])
+	return cols
+}
+
 // sgemvRowsAsm runs the vector kernel of level l on the leading rows and
 // columns it handles (rows in fours, columns in 16s or 8s) and returns how
 // many of each it covered; it covers nothing on the generic level.

@@ -8,3 +8,8 @@ import "tessera/internal/simd"
 func sgemvRowsAsm(_ simd.Level, _, _ int, _ []float32, _ int, _, _ []float32, _ bool) (rows, cols int) {
 	return 0, 0
 }
+
+// sgemvTAsm covers nothing off amd64: SgemvTRows runs its Go loops.
+func sgemvTAsm(_ simd.Level, _, _ int, _ []float32, _ int, _, _ []float32) (cols int) {
+	return 0
+}

@@ -79,7 +79,7 @@ func TestSgemvRowsSplitInvariant(t *testing.T) {
 // kernel level.
 func TestSgemvTRows(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 9))
-	cases := []struct{ m, n, lda int }{{1, 1, 1}, {3, 32, 32}, {9, 64, 256}, {130, 48, 50}, {7, 5, 5}}
+	cases := []struct{ m, n, lda int }{{1, 1, 1}, {1, 16, 16}, {2, 112, 112}, {5, 120, 121}, {3, 32, 32}, {9, 64, 256}, {130, 48, 50}, {7, 5, 5}}
 	for _, l := range simd.Levels() {
 		prev := simd.Set(l)
 		for _, c := range cases {
