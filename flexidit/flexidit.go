@@ -15,13 +15,14 @@
 //     base grid's units (an 8×8 patch at column j sits at 2j + 0.5), fed to
 //     the base's sin-cos embedding;
 //   - a learned patch-size embedding added to every weak token;
-//   - optional LoRA adapters on attention and MLP used only at the weak
-//     size (the LoRA variant of the paper).
+//   - either LoRA adapters on attention and MLP used only at the weak size
+//     (the paper's LoRA variant: the base stays frozen, so the powerful
+//     patch size computes exactly what it did before flexifying), or no
+//     adapters and shared weights (the paper's shared-parameters variant:
+//     one network for both patch sizes, fine-tuned as a whole).
 //
-// The base is never changed, so the powerful patch size computes exactly
-// what it did before flexifying. Fine-tuning (Train) trains the weak
-// parts on the flow-matching target plus distillation to the powerful
-// model's prediction.
+// Fine-tuning (Train) trains on the flow-matching target plus distillation
+// to the original powerful model's prediction.
 package flexidit
 
 import (
@@ -37,8 +38,14 @@ import (
 // Config is a flexified model's own settings (flex.json).
 type Config struct {
 	WeakPatch int `json:"weak_patch_size"` // the weak patch size (default 2× the base's)
-	LoRARank  int `json:"lora_rank"`       // 0: no adapters
+	LoRARank  int `json:"lora_rank"`       // 0: no adapters, shared weights
 	LoRAAlpha int `json:"lora_alpha"`
+	// Shared is the shared-parameters variant (set by Flexify when
+	// LoRARank is 0): Train fine-tunes the base's weights too, and Save
+	// and Load carry them with the weak parts.
+	Shared bool `json:"shared_weights,omitempty"`
+	// Base names the model the weak parts belong to (informational).
+	Base string `json:"base,omitempty"`
 }
 
 // Model is a base DiT with a weak patch size.
@@ -50,7 +57,10 @@ type Model struct {
 	WeakFinal *nn.Linear     `safetensors:"weak_final_linear"` // [pw·pw·C_out, D]
 	PatchEmb  *autodiff.Var  `safetensors:"patch_size_embed"`  // [1, 1, D], weak tokens only
 	LoRA      []*Adapter     `safetensors:"weak_lora"`         // one per adapted base linear, in base order
-	weakPos   *autodiff.Var  // [1, Tw, D], fixed
+	// SharedBase is Base in the shared-parameters variant (its fine-tuned
+	// weights are saved and loaded with the weak parts), nil otherwise.
+	SharedBase *dit.Model    `safetensors:"base,optional"`
+	weakPos    *autodiff.Var // [1, Tw, D], fixed
 }
 
 // Adapter is a weak-only LoRA on one of the base's linear layers.
@@ -80,8 +90,12 @@ func Flexify(m *dit.Model, cfg Config, rng *tensor.RNG) (*Model, error) {
 	if cfg.LoRAAlpha == 0 {
 		cfg.LoRAAlpha = max(cfg.LoRARank, 1)
 	}
+	cfg.Shared = cfg.LoRARank == 0
 	d, c, co := bc.HiddenSize, bc.InChannels, bc.OutChannels()
 	f := &Model{Config: cfg, Base: m}
+	if cfg.Shared {
+		f.SharedBase = m
+	}
 	r := Resize(pw, p) // [pw, p]
 	up := kron(r, r)   // [pw², p²]
 	pinvT := pinvTranspose(r)
@@ -275,7 +289,8 @@ func CentrePosEmbed(dim, input, base, patch int) *tensor.Tensor {
 	return out
 }
 
-// Trainable is the weak parts' parameters (the base stays frozen).
+// Trainable is the weak parts' parameters (without the base's, which
+// Train adds in the shared-parameters variant).
 func (f *Model) Trainable() []*autodiff.Var {
 	ps := []*autodiff.Var{f.WeakEmbed.Proj.Weight, f.WeakEmbed.Proj.Bias, f.WeakFinal.Weight, f.WeakFinal.Bias, f.PatchEmb}
 	for _, a := range f.LoRA {

@@ -3,6 +3,8 @@ package flexidit
 import (
 	"context"
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"tessera/autodiff"
@@ -201,42 +203,120 @@ func (toyData) Example(i int, dst []float32) int {
 func (toyData) Shape() [3]int { return [3]int{1, 16, 16} }
 
 func TestTrainAndRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		rank   int
+		shared bool
+	}{{"lora", 2, false}, {"shared weights", 0, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := tinyBase(t)
+			f, err := Flexify(m, Config{LoRARank: tc.rank}, tensor.NewRNG(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Config.Shared != tc.shared {
+				t.Fatalf("shared %v, want %v", f.Config.Shared, tc.shared)
+			}
+			x := tensor.NewRNG(8).Normal(1, 1, 16, 16)
+			powBefore, _ := m.Predict(x, []float32{400}, []int{2})
+			res, err := Train(context.Background(), f, toyData{}, TrainOptions{Steps: 30, Batch: 8, LR: 3e-3, Seed: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !(res.LastLoss > 0) {
+				t.Errorf("last loss %g", res.LastLoss)
+			}
+			powAfter, _ := m.Predict(x, []float32{400}, []int{2})
+			if d := maxDiff(powAfter.Data(), powBefore.Data()); (d != 0) != tc.shared {
+				t.Errorf("training changed the powerful prediction by %g (shared weights: %v)", d, tc.shared)
+			}
+			dir := t.TempDir()
+			if err := f.Save(dir); err != nil {
+				t.Fatal(err)
+			}
+			// Load onto a fresh copy of the original base: the shared
+			// variant brings its fine-tuned base weights along.
+			fresh := tinyBase(t)
+			back, err := LoadFS(fresh, os.DirFS(dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, _ := f.PredictWeak(x, []float32{400}, []int{2})
+			b, err := back.PredictWeak(x, []float32{400}, []int{2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := maxDiff(a.Data(), b.Data()); d > 2e-2 { // float16 weights
+				t.Errorf("weak prediction changed by %g after save and load", d)
+			}
+			pb, _ := fresh.Predict(x, []float32{400}, []int{2})
+			if d := maxDiff(pb.Data(), powAfter.Data()); d > 2e-2 {
+				t.Errorf("powerful prediction after load differs by %g from the fine-tuned one", d)
+			}
+			// The scheduler runs under a sampler with guidance.
+			s := &Sampler{Flex: f, WeakEvals: 2, Total: 4}
+			if _, _, err := diffusion.Sample(diffusion.Guided{Model: s, Scale: 2, Null: 3}, x, []int{1}, diffusion.Options{Steps: 4}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestTrainRejectsBadLevels(t *testing.T) {
+	for _, tc := range []struct{ lo, hi float64 }{{0.5, 0.4}, {-0.1, 1}, {0, 1.5}} {
+		f, err := Flexify(tinyBase(t), Config{LoRARank: 2}, tensor.NewRNG(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Train(context.Background(), f, toyData{}, TrainOptions{Steps: 1, Batch: 2, MinLevel: tc.lo, MaxLevel: tc.hi}); err == nil {
+			t.Errorf("levels [%g, %g] accepted", tc.lo, tc.hi)
+		}
+	}
+}
+
+func TestOpenUnknownModel(t *testing.T) {
+	if _, err := Open(tinyBase(t), filepath.Join(t.TempDir(), "missing")); err == nil {
+		t.Error("Open of a missing folder succeeded")
+	}
+}
+
+func TestVelocityErrors(t *testing.T) {
 	m := tinyBase(t)
 	f, err := Flexify(m, Config{LoRARank: 2}, tensor.NewRNG(1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := m.XEmbedder.Proj.Weight.Value.Clone()
-	res, err := Train(context.Background(), f, toyData{}, TrainOptions{Steps: 30, Batch: 8, LR: 3e-3})
+	res, err := VelocityErrors(f, toyData{}, DiagOptions{Levels: []float64{0, 0.5, 1}, N: 5, Batch: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !(res.LastLoss > 0) {
-		t.Errorf("last loss %g", res.LastLoss)
+	if len(res) != 3 {
+		t.Fatalf("%d levels, want 3", len(res))
 	}
-	if d := maxDiff(m.XEmbedder.Proj.Weight.Value.Data(), before.Data()); d != 0 {
-		t.Errorf("training changed the base model by %g", d)
+	for _, e := range res {
+		if !(e.WeakPowerful > 0) || !(e.WeakTarget > 0) || !(e.PowerfulTarget > 0) {
+			t.Errorf("s=%g: errors %+v should be positive", e.S, e)
+		}
+		if e.WeakPowerfulFine < 0 || e.WeakPowerfulFine > e.WeakPowerful*(1+1e-9) {
+			t.Errorf("s=%g: fine part %g outside [0, %g]", e.S, e.WeakPowerfulFine, e.WeakPowerful)
+		}
 	}
-	dir := t.TempDir()
-	if err := f.Save(dir); err != nil {
-		t.Fatal(err)
+	if _, err := VelocityErrors(f, toyData{}, DiagOptions{Levels: []float64{1.5}}); err == nil {
+		t.Error("noise level 1.5 accepted")
 	}
-	back, err := Load(m, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	x := tensor.NewRNG(8).Normal(1, 1, 16, 16)
-	a, _ := f.PredictWeak(x, []float32{400}, []int{2})
-	b, err := back.PredictWeak(x, []float32{400}, []int{2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := maxDiff(a.Data(), b.Data()); d > 1e-6 {
-		t.Errorf("weak prediction changed by %g after save and load", d)
-	}
-	// The scheduler runs under a sampler with guidance.
-	s := &Sampler{Flex: f, WeakEvals: 2, Total: 4}
-	if _, _, err := diffusion.Sample(diffusion.Guided{Model: s, Scale: 2, Null: 3}, x, []int{1}, diffusion.Options{Steps: 4}); err != nil {
-		t.Fatal(err)
+}
+
+func TestFineEnergy(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		d    []float32
+		want float64
+	}{
+		{"constant blocks", []float32{1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4}, 0},
+		{"checkerboard", []float32{1, -1, 1, -1, -1, 1, -1, 1, 1, -1, 1, -1, -1, 1, -1, 1}, 16},
+	} {
+		if got := fineEnergy(tc.d, 1, 4, 2); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("%s: %g, want %g", tc.name, got, tc.want)
+		}
 	}
 }

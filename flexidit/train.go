@@ -3,9 +3,11 @@ package flexidit
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"tessera/autodiff"
 	"tessera/diffusion"
+	"tessera/dit"
 	"tessera/internal/progress"
 	"tessera/nn"
 	"tessera/optim"
@@ -28,20 +30,36 @@ type Dataset interface {
 type TrainOptions struct {
 	Steps   int     // optimiser steps (FlexiDiT's budget: ≤ 10% of the base's)
 	Batch   int     // images per step (default 64)
-	LR      float32 // peak learning rate (default 1e-3)
+	LR      float32 // peak learning rate of the weak parts (default 1e-3)
 	Distill float32 // weight of the distillation term (default 1)
 	// LabelDropout is the probability of the "no class" label (default 0.1).
 	LabelDropout float64
+	// MinLevel and MaxLevel bound the noise levels of weak batches, drawn
+	// uniformly from [MinLevel, MaxLevel] (default [0, 1]). Uniform levels
+	// cover the noisy start of sampling, where the scheduler runs the weak
+	// patch size; the base's logit-normal levels almost never reach it
+	// (3% of them lie above s = 0.875).
+	MinLevel, MaxLevel float64
+	// Shared-parameters variant only (Config.Shared): WeakFraction is the
+	// probability that a step's batch runs at the weak patch size (default
+	// 1/2; the others run at the powerful size with the base's
+	// logit-normal levels), BaseLR the peak learning rate of the base's
+	// weights (default LR/10).
+	WeakFraction float64
+	BaseLR       float32
 	Seed         uint64
 	Progress     progress.Options
 }
 
-// Train fine-tunes the weak parts of f on ds: each step draws a batch,
-// noise levels and noise as flow matching does, and minimises
-// ‖v_weak − v‖² + Distill·‖v_weak − v_powerful‖², v being the
-// flow-matching target and v_powerful the frozen base's prediction on the
-// same noisy batch (distillation to the powerful model). The base model's
-// weights are not touched.
+// Train fine-tunes f on ds. Each step draws a batch, noise levels and
+// noise as flow matching does and minimises
+// ‖v_θ − v‖² + Distill·‖v_θ − v_powerful‖², v being the flow-matching
+// target and v_powerful the original powerful model's prediction on the
+// same noisy batch (distillation). In the LoRA variant every batch runs at
+// the weak patch size and only the weak parts learn; the base is not
+// touched. In the shared-parameters variant each batch runs at a random
+// patch size and the base's weights learn too, distilled to a frozen copy
+// of the original.
 func Train(ctx context.Context, f *Model, ds Dataset, o TrainOptions) (train.Result, error) {
 	if o.Steps < 1 {
 		return train.Result{}, fmt.Errorf("flexidit train: steps must be positive (have %d)", o.Steps)
@@ -58,52 +76,95 @@ func Train(ctx context.Context, f *Model, ds Dataset, o TrainOptions) (train.Res
 	if o.LabelDropout == 0 {
 		o.LabelDropout = 0.1
 	}
+	if o.MaxLevel == 0 {
+		o.MaxLevel = 1
+	}
+	if !(0 <= o.MinLevel && o.MinLevel < o.MaxLevel && o.MaxLevel <= 1) {
+		return train.Result{}, fmt.Errorf("flexidit train: noise levels [%g, %g] are not a range inside [0, 1]", o.MinLevel, o.MaxLevel)
+	}
+	if o.WeakFraction == 0 {
+		o.WeakFraction = 0.5
+	}
+	if o.BaseLR == 0 {
+		o.BaseLR = o.LR / 10
+	}
 	m := f.Base
 	cfg := m.Config
 	sh := ds.Shape()
-	if sh[0] != cfg.InChannels || sh[1] != cfg.InputSize {
+	if sh[0] != cfg.InChannels || sh[1] != cfg.InputSize || sh[2] != cfg.InputSize {
 		return train.Result{}, fmt.Errorf("flexidit train: model takes %d×%d×%d images, data set has %v", cfg.InChannels, cfg.InputSize, cfg.InputSize, sh)
 	}
 	named := nn.NamedParams(m)
 	was := make([]bool, len(named))
+	var baseParams []*autodiff.Var
 	for k, p := range named {
 		was[k] = p.Var.RequiresGrad()
-		p.Var.SetRequiresGrad(false)
+		if was[k] && f.Config.Shared {
+			baseParams = append(baseParams, p.Var)
+		} else {
+			p.Var.SetRequiresGrad(false)
+		}
 	}
 	defer func() {
 		for k, p := range named {
 			p.Var.SetRequiresGrad(was[k])
 		}
 	}()
-	params := f.Trainable()
-	opt := optim.NewAdamW(params, optim.AdamWConfig{LR: o.LR, Beta2: 0.99})
+	teacher := m
+	if f.Config.Shared {
+		var err error
+		if teacher, err = frozenCopy(m); err != nil {
+			return train.Result{}, fmt.Errorf("flexidit train: %w", err)
+		}
+	}
+	weakParams := f.Trainable()
+	params := append(append([]*autodiff.Var(nil), weakParams...), baseParams...)
+	var opt optim.Optimizer = optim.NewAdamW(weakParams, optim.AdamWConfig{LR: o.LR, Beta2: 0.99})
+	if len(baseParams) > 0 {
+		opt = &groups{lead: opt, others: []optim.Optimizer{optim.NewAdamW(baseParams, optim.AdamWConfig{LR: o.BaseLR, Beta2: 0.99})},
+			ratios: []float32{o.BaseLR / o.LR}}
+	}
 	rng := tensor.NewRNG(o.Seed)
 	per := sh[0] * sh[1] * sh[2]
 	step := func(int) (float32, error) {
+		weak := !f.Config.Shared || rng.Float64() < o.WeakFraction
 		x0 := tensor.New(o.Batch, sh[0], sh[1], sh[2])
 		labels := make([]int, o.Batch)
 		for i := range labels {
 			labels[i] = ds.Example(rng.Intn(ds.Len()), x0.Data()[i*per:(i+1)*per])
 		}
 		labels = diffusion.DropLabels(rng, labels, cfg.NumClasses, o.LabelDropout)
-		s := diffusion.NoiseLevels(rng, o.Batch, 0, 1)
+		var s []float32
+		if weak {
+			s = make([]float32, o.Batch)
+			for i := range s {
+				s[i] = float32(o.MinLevel + (o.MaxLevel-o.MinLevel)*rng.Float64())
+			}
+		} else {
+			s = diffusion.NoiseLevels(rng, o.Batch, 0, 1) // the base's training levels
+		}
 		eps := diffusion.Noise(rng, x0.Shape()...)
 		xs, target := diffusion.Interpolate(x0, eps, s)
 		t := make([]float32, o.Batch)
 		for i, v := range s {
 			t[i] = 1000 * v
 		}
-		teacher, err := m.Predict(xs, t, labels)
+		vPow, err := teacher.Predict(xs, t, labels)
 		if err != nil {
 			return 0, err
 		}
 		g := autodiff.NewGraph()
 		defer g.Release()
-		out := f.ForwardWeak(g, autodiff.Const(xs), t, labels)
+		var out *autodiff.Var
+		if weak {
+			out = f.ForwardWeak(g, autodiff.Const(xs), t, labels)
+		} else {
+			out = m.Forward(g, autodiff.Const(xs), t, labels)
+		}
 		if cfg.LearnSigma {
 			out = g.Slice(out, 1, 0, cfg.InChannels)
 		}
-		loss := g.Add(g.MSE(out, autodiff.Const(target)), g.Scale(g.MSE(out, autodiff.Const(teacher)), o.Distill))
+		loss := g.Add(g.MSE(out, autodiff.Const(target)), g.Scale(g.MSE(out, autodiff.Const(vPow)), o.Distill))
 		if err := g.Backward(loss); err != nil {
 			return 0, err
 		}
@@ -123,4 +184,78 @@ func Train(ctx context.Context, f *Model, ds Dataset, o TrainOptions) (train.Res
 		return res, fmt.Errorf("flexidit train: %w", err)
 	}
 	return res, nil
+}
+
+// frozenCopy returns a copy of m that shares no weights with it.
+func frozenCopy(m *dit.Model) (*dit.Model, error) {
+	c, err := dit.New(m.Config, tensor.NewRNG(0))
+	if err != nil {
+		return nil, err
+	}
+	src, dst := nn.NamedParams(m), nn.NamedParams(c)
+	if len(src) != len(dst) {
+		return nil, fmt.Errorf("copy of the base has %d parameters, the base %d", len(dst), len(src))
+	}
+	for k := range src {
+		dst[k].Var.Value = src[k].Var.Value.Clone()
+		dst[k].Var.SetRequiresGrad(false)
+	}
+	return c, nil
+}
+
+// groups is several optimisers stepped together, the learning rate of the
+// others kept at a fixed ratio to the lead's (schedules set the lead's).
+type groups struct {
+	lead   optim.Optimizer
+	others []optim.Optimizer
+	ratios []float32
+}
+
+func (o *groups) Step() {
+	o.lead.Step()
+	for _, x := range o.others {
+		x.Step()
+	}
+}
+
+func (o *groups) ZeroGrad() {
+	o.lead.ZeroGrad()
+	for _, x := range o.others {
+		x.ZeroGrad()
+	}
+}
+
+func (o *groups) LR() float32 { return o.lead.LR() }
+
+func (o *groups) SetLR(lr float32) {
+	o.lead.SetLR(lr)
+	for i, x := range o.others {
+		x.SetLR(lr * o.ratios[i])
+	}
+}
+
+func (o *groups) State() map[string]*tensor.Tensor {
+	st := map[string]*tensor.Tensor{}
+	for i, x := range append([]optim.Optimizer{o.lead}, o.others...) {
+		for k, v := range x.State() {
+			st[fmt.Sprintf("group%d.%s", i, k)] = v
+		}
+	}
+	return st
+}
+
+func (o *groups) Load(state map[string]*tensor.Tensor) error {
+	for i, x := range append([]optim.Optimizer{o.lead}, o.others...) {
+		sub := map[string]*tensor.Tensor{}
+		prefix := fmt.Sprintf("group%d.", i)
+		for k, v := range state {
+			if strings.HasPrefix(k, prefix) {
+				sub[strings.TrimPrefix(k, prefix)] = v
+			}
+		}
+		if err := x.Load(sub); err != nil {
+			return fmt.Errorf("optimiser group %d: %w", i, err)
+		}
+	}
+	return nil
 }

@@ -31,7 +31,7 @@ func init() {
 			cfg = fs.Float64("cfg", 2, "guidance weight (generate's default)")
 			cache = fs.String("cache", "ss:0.05,ss:0.1,ss:0.2,plan:0.1,dynamic:0.2", "cache settings to sweep (--cache specs, comma-separated)")
 			flex = fs.String("flex", "8,16,16;reverse,8+ss:0.05", "FlexiDiT runs (--flex specs, ';' for ',' inside a spec, '+' adds a cache), with --flex-model")
-			flexModel = fs.String("flex-model", "", "folder written by 'tessera flexify' (no FlexiDiT runs without it)")
+			flexModel = fs.String("flex-model", "", "flexified model: embedded name (mnist-flex) or folder written by 'tessera flexify' (no FlexiDiT runs without it)")
 			fewer = fs.String("fewer-steps", "12,16,20", "step counts of the fewer-steps baselines")
 			cacheDir = fs.String("cache-dir", "", "where profiles and plans are stored")
 			out = fs.String("out", "", "folder for accel.json and accel.png")
@@ -78,7 +78,7 @@ func init() {
 			var flexi *flexidit.Model
 			var flexSpecs []string
 			if *flexModel != "" {
-				if flexi, err = flexidit.Load(m, *flexModel); err != nil {
+				if flexi, err = flexidit.Open(m, *flexModel); err != nil {
 					return nil, err
 				}
 				for _, s := range strings.Split(*flex, ",") {
