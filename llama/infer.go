@@ -3,6 +3,7 @@ package llama
 import (
 	"fmt"
 	"math"
+	"unsafe"
 
 	"tessera/internal/attn"
 	"tessera/internal/gemm"
@@ -24,63 +25,95 @@ type layerSlots struct {
 	gate, up, down   slot // [I, d], [I, d], [d, I]
 }
 
-// engine runs the decoder on float32 slices for inference. It keeps the
-// projections that read the same input fused (q|k|v and gate|up) so a
-// decode step issues one GEMV for each; the model's q, k, v, gate and up
-// weights are rebound to views of the fused buffers, so in-place updates
-// (an optimiser step) stay visible, and a replaced tensor (a checkpoint
-// load) is noticed and repacked.
+// engine runs the decoder on float32 slices for inference. It packs the
+// weights a token streams through into one arena, in the order a decode
+// step reads them (per layer q|k|v, o, gate|up, down; then the LM head),
+// so that decoding reads memory front to back and the projections that
+// read the same input are fused (q|k|v and gate|up issue one GEMV each).
+// The model's weights are rebound to views of the arena, so in-place
+// updates (an optimiser step) stay visible, and a replaced tensor (a
+// checkpoint load) is noticed and the arena repacked.
 type engine struct {
 	cfg    Config
 	embed  slot // [V, d]
 	norm   slot // [d]
 	head   slot // [V, d]; the embedding when tied
 	layers []layerSlots
-	qkv    [][]float32 // per layer [(H+2Hkv)*hd, d]
-	gateUp [][]float32 // per layer [2I, d]
+	order  []slot      // the arena's slots, in arena order
+	arena  []float32   // the packed weights
+	qkv    [][]float32 // per layer [(H+2Hkv)*hd, d], a view of the arena
+	gateUp [][]float32 // per layer [2I, d], a view of the arena
 }
 
 func newEngine(cfg Config, embed, norm, head slot, layers []layerSlots) *engine {
-	return &engine{cfg: cfg, embed: embed, norm: norm, head: head, layers: layers,
+	e := &engine{cfg: cfg, embed: embed, norm: norm, head: head, layers: layers,
 		qkv: make([][]float32, len(layers)), gateUp: make([][]float32, len(layers))}
+	for _, ls := range layers {
+		e.order = append(e.order, ls.q, ls.k, ls.v, ls.o, ls.gate, ls.up, ls.down)
+	}
+	e.order = append(e.order, head)
+	return e
 }
 
-// sync makes sure the fused buffers hold the current weights.
+// sync makes sure the arena holds the current weights.
 func (e *engine) sync() {
-	for l := range e.layers {
-		ls := &e.layers[l]
-		e.qkv[l] = fuse(e.qkv[l], ls.q, ls.k, ls.v)
-		e.gateUp[l] = fuse(e.gateUp[l], ls.gate, ls.up)
+	if !e.packed() {
+		e.pack()
 	}
 }
 
-// fuse returns buf when the slots already view consecutive parts of it, and
-// otherwise a new buffer holding their rows one after another, rebinding
-// every slot to its part.
-func fuse(buf []float32, parts ...slot) []float32 {
-	n, ok := 0, buf != nil
-	for _, p := range parts {
+// packed reports whether every slot views its place in the arena.
+func (e *engine) packed() bool {
+	if e.arena == nil {
+		return false
+	}
+	n := 0
+	for _, p := range e.order {
 		t := p.Tensor()
-		if ok {
-			st := t.Storage()
-			ok = t.IsContiguous() && len(st) > t.Offset() && n+t.Numel() <= len(buf) &&
-				&st[t.Offset()] == &buf[n]
+		st := t.Storage()
+		if !t.IsContiguous() || len(st) <= t.Offset() || n+t.Numel() > len(e.arena) || &st[t.Offset()] != &e.arena[n] {
+			return false
 		}
 		n += t.Numel()
 	}
-	if ok && n == len(buf) {
-		return buf
+	return n == len(e.arena)
+}
+
+// pack copies the weights into a new arena and rebinds every slot to its
+// part.
+func (e *engine) pack() {
+	n := 0
+	for _, p := range e.order {
+		n += p.Tensor().Numel()
 	}
-	buf = make([]float32, n)
+	arena := streamAlloc(n)
 	off := 0
-	for _, p := range parts {
+	for _, p := range e.order {
 		t := p.Tensor()
 		k := t.Numel()
-		copy(buf[off:off+k], t.Data())
-		p.SetTensor(tensor.FromData(buf[off:off+k:off+k], t.Shape()...))
+		copy(arena[off:off+k], t.Data())
+		p.SetTensor(tensor.FromData(arena[off:off+k:off+k], t.Shape()...))
 		off += k
 	}
-	return buf
+	e.arena = arena
+	// The fused views: q|k|v and gate|up are adjacent in the arena.
+	for l := range e.layers {
+		ls := &e.layers[l]
+		e.qkv[l] = span(arena, ls.q, ls.v)
+		e.gateUp[l] = span(arena, ls.gate, ls.up)
+	}
+}
+
+// span returns the part of arena from the first element of slot first to
+// the last element of slot last.
+func span(arena []float32, first, last slot) []float32 {
+	base := &arena[0]
+	at := func(s slot) int {
+		t := s.Tensor()
+		return int((uintptr(unsafe.Pointer(&t.Storage()[t.Offset()])) - uintptr(unsafe.Pointer(base))) / 4)
+	}
+	lo, hi := at(first), at(last)+last.Tensor().Numel()
+	return arena[lo:hi:hi]
 }
 
 // data returns the contiguous values of a slot.

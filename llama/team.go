@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"tessera/internal/parallel"
 )
@@ -34,6 +35,13 @@ type team struct {
 
 	helpers []*helper
 
+	// A step in which the caller waited more than stallTime for a helper
+	// (the machine has fewer free cores than the team has threads) makes
+	// the next backoffSteps steps run on the caller alone, long enough
+	// for the helpers to park.
+	stalled bool
+	backoff int
+
 	// sleeping is set by a caller that stopped spinning for the last
 	// chunks of its loop; it waits on woken.
 	sleeping atomic.Bool
@@ -57,6 +65,12 @@ const (
 	yieldEvery  = 64
 )
 
+// Stall detection: see team.stalled.
+const (
+	stallTime    = 500 * time.Microsecond
+	backoffSteps = 64
+)
+
 // maxChunks bounds the chunks of one loop (the field is 16 bits wide).
 const maxChunks = 1<<16 - 1
 
@@ -72,6 +86,10 @@ func (t *team) acquire() int {
 	if want <= 1 || !t.mu.TryLock() {
 		return 0
 	}
+	if t.backoff > 0 {
+		t.backoff--
+		return 1
+	}
 	for len(t.helpers) < want-1 {
 		h := &helper{wake: make(chan struct{}, 1)}
 		t.helpers = append(t.helpers, h)
@@ -80,7 +98,12 @@ func (t *team) acquire() int {
 	return want
 }
 
-func (t *team) release() { t.mu.Unlock() }
+func (t *team) release() {
+	if t.stalled {
+		t.stalled, t.backoff = false, backoffSteps
+	}
+	t.mu.Unlock()
+}
 
 // run calls fn on chunks covering [0, n), each a multiple of unit long
 // (the last excepted), and returns when all have run. chunks <= 1 runs
@@ -110,9 +133,13 @@ func (t *team) run(n, unit, chunks int, fn func(lo, hi int)) {
 		if spins >= callerSpins {
 			// A helper holding a chunk is not running (a loaded machine):
 			// sleep so that its thread can have this core.
+			t0 := time.Now()
 			t.sleeping.Store(true)
 			if t.done.Load() < int64(chunks) || !t.sleeping.CompareAndSwap(true, false) {
 				<-t.woken // the helper finishing the last chunk clears sleeping and sends once
+			}
+			if time.Since(t0) > stallTime {
+				t.stalled = true
 			}
 			break
 		}
