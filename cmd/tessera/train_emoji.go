@@ -11,6 +11,7 @@ import (
 	"tessera/imagefile"
 	"tessera/imagegen"
 	"tessera/internal/progress"
+	"tessera/models"
 	"tessera/t2i"
 	"tessera/tensor"
 )
@@ -259,8 +260,8 @@ same emoji, with the real-vs-real floor (seen real images against held-out
 real images, same n); and top-1 caption retrieval among 31 distractors for
 generated and real images.`, stderr)
 	dataDir := fs.String("data", "", "emoji data folder (default: $TESSERA_EMOJI or ../shared/data/emoji)")
-	modelDir := fs.String("model", "models/emoji", "model folder (config.json, model.safetensors)")
-	scorerDir := fs.String("scorer", "emoji-scorer", "scorer folder")
+	modelDir := fs.String("model", "emoji", "embedded model name or model folder (config.json, model.safetensors)")
+	scorerDir := fs.String("scorer", "emoji-scorer", "embedded scorer name or scorer folder")
 	steps := fs.Int("steps", 32, "sampling steps")
 	sampler := fs.String("sampler", "euler", "sampler: euler, heun, dpm++2m")
 	cfgScale := fs.Float64("cfg", 4, "guidance weight")
@@ -272,13 +273,21 @@ generated and real images.`, stderr)
 		return err
 	}
 	setThreads(*threads)
-	m, err := t2i.LoadFS(os.DirFS(*modelDir))
+	mfs, err := models.Open(*modelDir)
 	if err != nil {
 		return err
 	}
-	s, err := t2i.LoadScorerFS(os.DirFS(*scorerDir))
+	m, err := t2i.LoadFS(mfs)
+	if err != nil {
+		return fmt.Errorf("model %s: %w", *modelDir, err)
+	}
+	sfs, err := models.Open(*scorerDir)
 	if err != nil {
 		return err
+	}
+	s, err := t2i.LoadScorerFS(sfs)
+	if err != nil {
+		return fmt.Errorf("scorer %s: %w", *scorerDir, err)
 	}
 	size := m.Config.InputSize
 	trainSet, err := data.LoadEmoji(*dataDir, data.Train, size)
