@@ -116,6 +116,20 @@ func Normalize(prompt string) string {
 	return strings.Join(strings.Fields(strings.ToLower(prompt)), " ")
 }
 
+// CheckPrompt reports an empty prompt (nothing left after Normalize) or one
+// longer than the MaxLen bytes the encoder reads, which would otherwise be
+// cut silently.
+func (c Config) CheckPrompt(prompt string) error {
+	n := len(Normalize(prompt))
+	switch {
+	case n == 0:
+		return fmt.Errorf("empty prompt")
+	case n > c.MaxLen:
+		return fmt.Errorf("prompt of %d bytes is longer than the text encoder's limit of %d", n, c.MaxLen)
+	}
+	return nil
+}
+
 // Tokenize returns the token ids [len(prompts)·MaxLen] of the normalised
 // prompts (bytes, truncated, then <pad>) and, per prompt, the number of
 // real tokens.

@@ -146,3 +146,24 @@ func TestConfigValidate(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestCheckPrompt(t *testing.T) {
+	c := Config{MaxLen: 8}
+	tests := []struct {
+		prompt string
+		ok     bool
+	}{
+		{"cat", true},
+		{"  Red   HEART ", false}, // normalised to "red heart", 9 bytes
+		{"  Red   CAT ", true},    // "red cat", 7 bytes
+		{"abcdefgh", true},
+		{"abcdefghi", false},
+		{"", false},
+		{"   ", false},
+	}
+	for _, tc := range tests {
+		if err := c.CheckPrompt(tc.prompt); (err == nil) != tc.ok {
+			t.Errorf("CheckPrompt(%q) = %v, want ok=%v", tc.prompt, err, tc.ok)
+		}
+	}
+}
