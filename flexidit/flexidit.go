@@ -46,7 +46,16 @@ type Config struct {
 	Shared bool `json:"shared_weights,omitempty"`
 	// Base names the model the weak parts belong to (informational).
 	Base string `json:"base,omitempty"`
+	// NoFineSkip turns off the fine-detail skip of the weak path (see
+	// ForwardWeak); FineVar is the data's energy outside the weak patch's
+	// coarse subspace relative to the noise's (Train measures it; 0 reads
+	// as DefaultFineVar).
+	NoFineSkip bool    `json:"no_fine_skip,omitempty"`
+	FineVar    float64 `json:"fine_var,omitempty"`
 }
+
+// DefaultFineVar is the FineVar used before Train has measured it.
+const DefaultFineVar = 0.25
 
 // Model is a base DiT with a weak patch size.
 type Model struct {
@@ -61,6 +70,7 @@ type Model struct {
 	// weights are saved and loaded with the weak parts), nil otherwise.
 	SharedBase *dit.Model    `safetensors:"base,optional"`
 	weakPos    *autodiff.Var // [1, Tw, D], fixed
+	up, down   []float64     // B [pw², p²] and B(BᵀB)⁻¹ [pw², p²]: P = B·downᵀ
 }
 
 // Adapter is a weak-only LoRA on one of the base's linear layers.
@@ -100,6 +110,7 @@ func Flexify(m *dit.Model, cfg Config, rng *tensor.RNG) (*Model, error) {
 	up := kron(r, r)   // [pw², p²]
 	pinvT := pinvTranspose(r)
 	embedT := kron(pinvT, pinvT) // [pw², p²]: B(BᵀB)⁻¹
+	f.up, f.down = up, embedT
 
 	f.WeakEmbed = nn.NewPatchEmbed(rng, c, d, pw)
 	wb, ww := m.XEmbedder.Proj.Weight.Value.Contiguous().Data(), f.WeakEmbed.Proj.Weight.Value.Data()
@@ -328,7 +339,85 @@ func (f *Model) ForwardWeak(g *autodiff.Graph, x *autodiff.Var, t []float32, y [
 		pw := f.Config.WeakPatch
 		out = dit.Unpatchify(g, fl.Forward(g, h, c), pw, m.Config.OutChannels(), m.Config.InputSize/pw)
 	})
+	if !f.Config.NoFineSkip {
+		out = g.Add(out, autodiff.Const(f.fineSkip(x.Value, t)))
+	}
 	return out
+}
+
+// fineSkip is the weak path's fine-detail skip for x [B, C, H, W] at
+// times t: k(s)·(x − P·x) in the first C output channels, where P
+// projects each weak patch onto the bilinear upsamplings of base-sized
+// patches (the only detail the pseudo-inverse embedding passes on and the
+// upsampled de-embedding can produce) and k(s) is the least-squares gain
+// of the velocity ε − x0 on x_s in that residual subspace, with the data
+// holding FineVar of the noise's energy there:
+// k(s) = (s − (1−s)·FineVar) / (s² + (1−s)²·FineVar). At high noise the
+// residual is mostly noise the velocity must carry (k → 1 at s = 1); at low
+// noise it is the data's fine detail (k → −1 at s = 0), which the network
+// has to correct.
+func (f *Model) fineSkip(x *tensor.Tensor, t []float32) *tensor.Tensor {
+	cfg := f.Base.Config
+	b, c, side := x.Dim(0), x.Dim(1), x.Dim(2)
+	pw, p := f.Config.WeakPatch, cfg.PatchSize
+	co := cfg.OutChannels()
+	fv := f.Config.FineVar
+	if fv <= 0 {
+		fv = DefaultFineVar
+	}
+	out := tensor.New(b, co, side, side)
+	xd, od := x.Contiguous().Data(), out.Data()
+	patch := make([]float64, pw*pw)
+	coarse := make([]float64, p*p)
+	for i := 0; i < b; i++ {
+		s := float64(t[i]) / 1000
+		k := (s - (1-s)*fv) / (s*s + (1-s)*(1-s)*fv)
+		for ch := 0; ch < c; ch++ {
+			src := xd[(i*c+ch)*side*side : (i*c+ch+1)*side*side]
+			dst := od[(i*co+ch)*side*side : (i*co+ch+1)*side*side]
+			for pi := 0; pi < side; pi += pw {
+				for pj := 0; pj < side; pj += pw {
+					for u := 0; u < pw; u++ {
+						for v := 0; v < pw; v++ {
+							patch[u*pw+v] = float64(src[(pi+u)*side+pj+v])
+						}
+					}
+					for a := range coarse { // coarse = downᵀ·patch
+						sum := 0.0
+						for q, xv := range patch {
+							sum += f.down[q*p*p+a] * xv
+						}
+						coarse[a] = sum
+					}
+					for q, xv := range patch { // residual = patch − up·coarse
+						r := xv
+						for a, cv := range coarse {
+							r -= f.up[q*p*p+a] * cv
+						}
+						dst[(pi+q/pw)*side+pj+q%pw] = float32(k * r)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// FineEnergy is the mean squared residual of x [B, C, H, W] outside the
+// weak patches' coarse subspace (see fineSkip), per pixel; for white noise
+// it is 1 − (p/pw)².
+func (f *Model) FineEnergy(x *tensor.Tensor) float64 {
+	t := make([]float32, x.Dim(0))
+	for i := range t {
+		t[i] = 1000 // k(1) = 1: the residual itself
+	}
+	r := f.fineSkip(x, t).Data()
+	sum := 0.0
+	for _, v := range r {
+		sum += float64(v) * float64(v)
+	}
+	c, co := x.Dim(1), f.Base.Config.OutChannels()
+	return sum / float64(len(r)) * float64(co) / float64(c)
 }
 
 // PredictWeak is dit.Model.Predict at the weak patch size.

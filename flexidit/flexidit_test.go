@@ -320,3 +320,65 @@ func TestFineEnergy(t *testing.T) {
 		}
 	}
 }
+
+func TestFineSkip(t *testing.T) {
+	m := tinyBase(t)
+	f, err := Flexify(m, Config{LoRARank: 2, FineVar: 0.5}, tensor.NewRNG(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noise := tensor.NewRNG(4).Normal(64, 1, 16, 16)
+	coarse := upsamplePatches(tensor.NewRNG(5).Normal(2, 1, 8, 8), 2, 4)
+	for _, tc := range []struct {
+		name string
+		x    *tensor.Tensor
+		s    float32
+		want func(x, got []float32) bool
+	}{
+		{"coarse input has no residual", coarse, 1, func(_, got []float32) bool { return maxAbs(got) < 1e-5 }},
+		{"s = 1 passes the residual", noise, 1, func(x, got []float32) bool { return maxAbs(got) > 0.1 }},
+		{"s = 0 negates the residual", coarse, 0, func(_, got []float32) bool { return maxAbs(got) < 1e-5 }},
+	} {
+		ts := make([]float32, tc.x.Dim(0))
+		for i := range ts {
+			ts[i] = 1000 * tc.s
+		}
+		if got := f.fineSkip(tc.x, ts).Data(); !tc.want(tc.x.Data(), got) {
+			t.Errorf("%s: max |skip| %g", tc.name, maxAbs(got))
+		}
+	}
+	// k(1) = 1 and k(0) = −1: the skips at the two ends are opposite.
+	one, zero := make([]float32, 64), make([]float32, 64)
+	for i := range one {
+		one[i] = 1000
+	}
+	a, b := f.fineSkip(noise, one).Data(), f.fineSkip(noise, zero).Data()
+	for i := range a {
+		if math.Abs(float64(a[i]+b[i])) > 1e-5 {
+			t.Fatalf("skip at s = 1 and s = 0 not opposite at %d: %g, %g", i, a[i], b[i])
+		}
+	}
+	// White noise keeps 1 − (2/4)² = 3/4 of its energy outside the coarse subspace.
+	if e := f.FineEnergy(noise); math.Abs(e-0.75) > 0.03 {
+		t.Errorf("fine energy of white noise %g, want 0.75", e)
+	}
+	// The weak prediction carries the skip unless it is turned off.
+	x, ts, y := noise.Slice(0, 0, 2).Contiguous(), []float32{900, 900}, []int{0, 1}
+	with, _ := f.PredictWeak(x, ts, y)
+	f.Config.NoFineSkip = true
+	without, _ := f.PredictWeak(x, ts, y)
+	skip := f.fineSkip(x, ts).Data()
+	for i, v := range with.Data() {
+		if math.Abs(float64(v-without.Data()[i]-skip[i])) > 1e-4 {
+			t.Fatalf("weak prediction minus skip differs from the prediction without it at %d", i)
+		}
+	}
+}
+
+func maxAbs(a []float32) float64 {
+	m := 0.0
+	for _, v := range a {
+		m = math.Max(m, math.Abs(float64(v)))
+	}
+	return m
+}

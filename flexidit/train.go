@@ -126,6 +126,9 @@ func Train(ctx context.Context, f *Model, ds Dataset, o TrainOptions) (train.Res
 	}
 	rng := tensor.NewRNG(o.Seed)
 	per := sh[0] * sh[1] * sh[2]
+	if !f.Config.NoFineSkip && f.Config.FineVar == 0 {
+		f.Config.FineVar = measureFineVar(f, ds, tensor.NewRNG(o.Seed+1))
+	}
 	step := func(int) (float32, error) {
 		weak := !f.Config.Shared || rng.Float64() < o.WeakFraction
 		x0 := tensor.New(o.Batch, sh[0], sh[1], sh[2])
@@ -184,6 +187,20 @@ func Train(ctx context.Context, f *Model, ds Dataset, o TrainOptions) (train.Res
 		return res, fmt.Errorf("flexidit train: %w", err)
 	}
 	return res, nil
+}
+
+// measureFineVar is the data's energy outside the weak patches' coarse
+// subspace relative to white noise's, on up to 512 images.
+func measureFineVar(f *Model, ds Dataset, rng *tensor.RNG) float64 {
+	sh := ds.Shape()
+	n := min(512, ds.Len())
+	per := sh[0] * sh[1] * sh[2]
+	x := tensor.New(n, sh[0], sh[1], sh[2])
+	for i := 0; i < n; i++ {
+		ds.Example(rng.Intn(ds.Len()), x.Data()[i*per:(i+1)*per])
+	}
+	p, pw := float64(f.Base.Config.PatchSize), float64(f.Config.WeakPatch)
+	return max(f.FineEnergy(x)/(1-(p*p)/(pw*pw)), 1e-3)
 }
 
 // frozenCopy returns a copy of m that shares no weights with it.
