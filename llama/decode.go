@@ -83,7 +83,7 @@ func (d *decoder) qkvRows(lo, hi int) {
 	dm, hd := cfg.HiddenSize, cfg.HeadDim()
 	qd, kvd := cfg.NumAttentionHeads*hd, cfg.KVHeads()*hd
 	qkv := c.qkv
-	gemm.SgemvRows(hi-lo, dm, c.e.qkv[d.layer][lo*dm:], dm, c.xn[:dm], 0, qkv[lo:hi])
+	c.e.gemvRows(hi-lo, dm, c.e.qkv[d.layer][lo*dm:], dm, c.xn[:dm], 0, qkv[lo:hi])
 	kc, vc := c.k[d.layer][d.pos*kvd:(d.pos+1)*kvd], c.v[d.layer][d.pos*kvd:(d.pos+1)*kvd]
 	for h := lo; h < hi; h += hd {
 		head := qkv[h : h+hd]
@@ -127,7 +127,7 @@ func (d *decoder) attnHeads(lo, hi int) {
 func (d *decoder) oRows(lo, hi int) {
 	c := d.c
 	qd := c.e.cfg.NumAttentionHeads * c.e.cfg.HeadDim()
-	gemm.SgemvRows(hi-lo, qd, data(c.e.layers[d.layer].o)[lo*qd:], qd, c.att[:qd], 1, c.x[lo:hi])
+	c.e.gemvRows(hi-lo, qd, data(c.e.layers[d.layer].o)[lo*qd:], qd, c.att[:qd], 1, c.x[lo:hi])
 }
 
 // gateUpRows computes act[lo:hi] = silu(gate·n) * (up·n) for rows
@@ -137,8 +137,8 @@ func (d *decoder) gateUpRows(lo, hi int) {
 	dm, I := c.e.cfg.HiddenSize, c.e.cfg.IntermediateSize
 	w := c.e.gateUp[d.layer]
 	g, u, a := c.gu[lo:hi], c.gu[I+lo:I+hi], c.act[lo:hi]
-	gemm.SgemvRows(hi-lo, dm, w[lo*dm:], dm, c.xn[:dm], 0, g)
-	gemm.SgemvRows(hi-lo, dm, w[(I+lo)*dm:], dm, c.xn[:dm], 0, u)
+	c.e.gemvRows(hi-lo, dm, w[lo*dm:], dm, c.xn[:dm], 0, g)
+	c.e.gemvRows(hi-lo, dm, w[(I+lo)*dm:], dm, c.xn[:dm], 0, u)
 	vec.SiLU(a, g)
 	vec.Mul(a, a, u)
 }
@@ -147,14 +147,14 @@ func (d *decoder) gateUpRows(lo, hi int) {
 func (d *decoder) downRows(lo, hi int) {
 	c := d.c
 	I := c.e.cfg.IntermediateSize
-	gemm.SgemvRows(hi-lo, I, data(c.e.layers[d.layer].down)[lo*I:], I, c.act[:I], 1, c.x[lo:hi])
+	c.e.gemvRows(hi-lo, I, data(c.e.layers[d.layer].down)[lo*I:], I, c.act[:I], 1, c.x[lo:hi])
 }
 
 // headRows computes logits [lo, hi) of the normalised final state.
 func (d *decoder) headRows(lo, hi int) {
 	c := d.c
 	dm := c.e.cfg.HiddenSize
-	gemm.SgemvRows(hi-lo, dm, data(c.e.head)[lo*dm:], dm, c.xn[:dm], 0, c.logits[lo:hi])
+	c.e.gemvRows(hi-lo, dm, data(c.e.head)[lo*dm:], dm, c.xn[:dm], 0, c.logits[lo:hi])
 }
 
 // rmsNorm is dst = x / sqrt(mean(x²) + eps) * gamma for one row, without
@@ -163,4 +163,21 @@ func rmsNorm(dst, x []float32, eps float32, gamma []float32) {
 	ms := float64(vec.Dot(x, x)) / float64(len(x))
 	vec.Scale(dst, x, float32(1/math.Sqrt(ms+float64(eps))))
 	vec.Mul(dst, dst, gamma)
+}
+
+// residentMax is the largest arena decoding reads with ordinary
+// prefetches, so that it can stay in the last-level cache from one token
+// to the next (a few tens of MiB on the machines this targets). Larger
+// arenas cannot stay and are streamed with non-temporal prefetches, which
+// measured faster for them and leave the cache to others.
+const residentMax = 24 << 20
+
+// gemvRows is gemm.SgemvRows on rows of a weight matrix in the arena,
+// streamed past the caches when the arena is too large to stay in them.
+func (e *engine) gemvRows(m, n int, w []float32, lda int, x []float32, beta float32, y []float32) {
+	if len(e.arena) > residentMax/4 {
+		gemm.SgemvRowsStream(m, n, w, lda, x, beta, y)
+		return
+	}
+	gemm.SgemvRows(m, n, w, lda, x, beta, y)
 }

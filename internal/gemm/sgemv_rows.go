@@ -14,6 +14,18 @@ import (
 // prefetch one block ahead; the result does not depend on how the caller
 // cuts the rows as long as the cuts fall on multiples of 4.
 func SgemvRows(m, n int, a []float32, lda int, x []float32, beta float32, y []float32) {
+	sgemvRows(m, n, a, lda, x, beta, y, false)
+}
+
+// SgemvRowsStream is SgemvRows for a matrix read once in a long stream of
+// data larger than the caches: it is prefetched with the non-temporal hint
+// so that it displaces less of what the caches hold (on AVX-512; the
+// result is the same as SgemvRows').
+func SgemvRowsStream(m, n int, a []float32, lda int, x []float32, beta float32, y []float32) {
+	sgemvRows(m, n, a, lda, x, beta, y, true)
+}
+
+func sgemvRows(m, n int, a []float32, lda int, x []float32, beta float32, y []float32, nt bool) {
 	if m <= 0 {
 		return
 	}
@@ -29,7 +41,7 @@ func SgemvRows(m, n int, a []float32, lda int, x []float32, beta float32, y []fl
 	if acc && beta != 1 {
 		scaleVec(y[:m], beta)
 	}
-	rows, cols := sgemvRowsAsm(simd.Current(), m, n, a, lda, x, y, acc)
+	rows, cols := sgemvRowsAsm(simd.Current(), m, n, a, lda, x, y, acc, nt)
 	if cols < n {
 		// Columns the kernel left: added to its rows.
 		xt := x[cols:n]

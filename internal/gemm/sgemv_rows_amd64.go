@@ -22,6 +22,12 @@ import "tessera/internal/simd"
 //go:noescape
 func sgemvRowsAVX512(m, n int, a *float32, lda int, x, y *float32, acc int)
 
+// sgemvRowsNTAAVX512 is sgemvRowsAVX512 prefetching with the
+// non-temporal hint.
+//
+//go:noescape
+func sgemvRowsNTAAVX512(m, n int, a *float32, lda int, x, y *float32, acc int)
+
 // sgemvRowsAVX2 is sgemvRowsAVX512 with Y registers, for n a multiple of 8.
 //
 //go:noescape
@@ -61,8 +67,9 @@ func sgemvTAsm(l simd.Level, m, n int, a []float32, lda int, x, y []float32) (co
 
 // sgemvRowsAsm runs the vector kernel of level l on the leading rows and
 // columns it handles (rows in fours, columns in 16s or 8s) and returns how
-// many of each it covered; it covers nothing on the generic level.
-func sgemvRowsAsm(l simd.Level, m, n int, a []float32, lda int, x, y []float32, acc bool) (rows, cols int) {
+// many of each it covered; it covers nothing on the generic level. nt
+// asks for non-temporal prefetches (AVX-512 only).
+func sgemvRowsAsm(l simd.Level, m, n int, a []float32, lda int, x, y []float32, acc, nt bool) (rows, cols int) {
 	switch l {
 	case simd.AVX512:
 		rows, cols = m&^3, n&^15
@@ -81,9 +88,12 @@ func sgemvRowsAsm(l simd.Level, m, n int, a []float32, lda int, x, y []float32, 
 	if acc {
 		ac = 1
 	}
-	if l == simd.AVX512 {
+	switch {
+	case l == simd.AVX512 && nt:
+		sgemvRowsNTAAVX512(rows, cols, &a[0], lda, &x[0], &y[0], ac)
+	case l == simd.AVX512:
 		sgemvRowsAVX512(rows, cols, &a[0], lda, &x[0], &y[0], ac)
-	} else {
+	default:
 		sgemvRowsAVX2(rows, cols, &a[0], lda, &x[0], &y[0], ac)
 	}
 	return rows, cols

@@ -120,6 +120,116 @@ r512_done:
 	VZEROUPPER
 	RET
 
+// func sgemvRowsNTAAVX512(m, n int, a *float32, lda int, x, y *float32, acc int)
+TEXT ·sgemvRowsNTAAVX512(SB), NOSPLIT, $0-56
+	MOVQ m+0(FP), R9
+	SHRQ $2, R9
+	JZ   n512_done
+	MOVQ n+8(FP), R15
+	MOVQ R15, DX
+	ANDQ $16, DX            // a 16-column tail?
+	SHRQ $5, R15            // 32-column steps
+	MOVQ a+16(FP), BX
+	MOVQ lda+24(FP), R11
+	SHLQ $2, R11            // row stride in bytes
+	LEAQ (R11)(R11*2), R13  // 3 rows
+	MOVQ R11, SI
+	SHLQ $2, SI             // 4 rows
+	MOVQ n+8(FP), R10
+	SHLQ $2, R10
+	NEGQ R10
+	ADDQ SI, R10            // from the end of row 0 to the next block
+	MOVQ x+32(FP), R12
+	MOVQ y+40(FP), R8
+	MOVQ acc+48(FP), AX
+
+n512_block:
+	LEAQ (BX)(SI*1), R14    // prefetch pointer: the next block
+	MOVQ R12, DI
+	VXORPS Z0, Z0, Z0
+	VXORPS Z1, Z1, Z1
+	VXORPS Z2, Z2, Z2
+	VXORPS Z3, Z3, Z3
+	VXORPS Z4, Z4, Z4
+	VXORPS Z5, Z5, Z5
+	VXORPS Z6, Z6, Z6
+	VXORPS Z7, Z7, Z7
+	MOVQ R15, CX
+	TESTQ CX, CX
+	JZ   n512_tail
+
+n512_loop:
+	VMOVUPS (DI), Z8
+	VMOVUPS 64(DI), Z9
+	VFMADD231PS (BX), Z8, Z0
+	VFMADD231PS (BX)(R11*1), Z8, Z2
+	VFMADD231PS (BX)(R11*2), Z8, Z4
+	VFMADD231PS (BX)(R13*1), Z8, Z6
+	VFMADD231PS 64(BX), Z9, Z1
+	VFMADD231PS 64(BX)(R11*1), Z9, Z3
+	VFMADD231PS 64(BX)(R11*2), Z9, Z5
+	VFMADD231PS 64(BX)(R13*1), Z9, Z7
+	PREFETCHNTA (R14)
+	PREFETCHNTA 64(R14)
+	PREFETCHNTA 128(R14)
+	PREFETCHNTA 192(R14)
+	PREFETCHNTA 256(R14)
+	PREFETCHNTA 320(R14)
+	PREFETCHNTA 384(R14)
+	PREFETCHNTA 448(R14)
+	ADDQ $512, R14
+	ADDQ $128, BX
+	ADDQ $128, DI
+	DECQ CX
+	JNZ  n512_loop
+
+n512_tail:
+	TESTQ DX, DX
+	JZ   n512_reduce
+	VMOVUPS (DI), Z8
+	VFMADD231PS (BX), Z8, Z0
+	VFMADD231PS (BX)(R11*1), Z8, Z2
+	VFMADD231PS (BX)(R11*2), Z8, Z4
+	VFMADD231PS (BX)(R13*1), Z8, Z6
+	PREFETCHNTA (R14)
+	PREFETCHNTA 64(R14)
+	PREFETCHNTA 128(R14)
+	PREFETCHNTA 192(R14)
+	ADDQ $64, BX
+
+n512_reduce:
+	VADDPS Z1, Z0, Z0
+	VADDPS Z3, Z2, Z2
+	VADDPS Z5, Z4, Z4
+	VADDPS Z7, Z6, Z6
+	VUNPCKLPS Z2, Z0, Z10   // per 128-bit lane: r0[0] r1[0] r0[1] r1[1]
+	VUNPCKHPS Z2, Z0, Z11   // r0[2] r1[2] r0[3] r1[3]
+	VADDPS Z11, Z10, Z10
+	VUNPCKLPS Z6, Z4, Z11
+	VUNPCKHPS Z6, Z4, Z12
+	VADDPS Z12, Z11, Z11    // the same for rows 2 and 3
+	VUNPCKLPD Z11, Z10, Z12 // r0 r1 r2 r3 (first halves)
+	VUNPCKHPD Z11, Z10, Z13 // r0 r1 r2 r3 (second halves)
+	VADDPS Z13, Z12, Z12
+	VEXTRACTF64X4 $1, Z12, Y13
+	VADDPS Y13, Y12, Y12
+	VEXTRACTF128 $1, Y12, X13
+	VADDPS X13, X12, X12
+	TESTQ AX, AX
+	JZ   n512_store
+	VADDPS (R8), X12, X12
+
+n512_store:
+	VMOVUPS X12, (R8)
+	ADDQ $16, R8
+	ADDQ R10, BX
+	DECQ R9
+	JNZ  n512_block
+
+n512_done:
+	VZEROUPPER
+	RET
+
 // func sgemvRowsAVX2(m, n int, a *float32, lda int, x, y *float32, acc int)
 TEXT ·sgemvRowsAVX2(SB), NOSPLIT, $0-56
 	MOVQ m+0(FP), R9

@@ -53,7 +53,8 @@ func TestSgemvRows(t *testing.T) {
 }
 
 // TestSgemvRowsSplitInvariant checks that cutting the rows at multiples of
-// 4 gives the same bits as one call, the property threaded callers rely on.
+// 4 gives the same bits as one call, the property threaded callers rely
+// on, and that the streaming variant gives the same bits too.
 func TestSgemvRowsSplitInvariant(t *testing.T) {
 	r := rand.New(rand.NewPCG(8, 8))
 	const m, n = 70, 200
@@ -66,9 +67,11 @@ func TestSgemvRowsSplitInvariant(t *testing.T) {
 		for _, cut := range [][2]int{{0, 20}, {20, 36}, {36, 70}} {
 			SgemvRows(cut[1]-cut[0], n, a[cut[0]*n:], n, x, 0, parts[cut[0]:])
 		}
+		stream := make([]float32, m)
+		SgemvRowsStream(m, n, a, n, x, 0, stream)
 		for i := range whole {
-			if whole[i] != parts[i] {
-				t.Fatalf("%v: row %d: %g whole, %g in parts", l, i, whole[i], parts[i])
+			if whole[i] != parts[i] || whole[i] != stream[i] {
+				t.Fatalf("%v: row %d: %g whole, %g in parts, %g streamed", l, i, whole[i], parts[i], stream[i])
 			}
 		}
 		simd.Set(prev)
