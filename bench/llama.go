@@ -47,6 +47,10 @@ type LlamaResult struct {
 	DecodeTokensPerS     float64 `json:"decode_tokens_per_s"`
 	PeerDecodeTokensPerS float64 `json:"peer_decode_tokens_per_s,omitempty"`
 	DecodeRatio          float64 `json:"decode_ratio,omitempty"`
+	// DecodeWeightGBPerS is the rate at which Tessera's decoding streams
+	// the weights (llama.Config.DecodeWeightBytes per token), to hold
+	// against the machine's memory bandwidth.
+	DecodeWeightGBPerS float64 `json:"decode_weight_gb_per_s"`
 
 	PrefillTokensPerS     float64 `json:"prefill_tokens_per_s"`
 	PeerPrefillTokensPerS float64 `json:"peer_prefill_tokens_per_s,omitempty"`
@@ -152,6 +156,7 @@ func llamaOne(nc NamedLlamaConfig, o LlamaOptions) (*LlamaResult, error) {
 			res.PeerDecodeTokensPerS = max(res.PeerDecodeTokensPerS, p.Decode)
 		}
 	}
+	res.DecodeWeightGBPerS = res.DecodeTokensPerS * float64(cfg.DecodeWeightBytes()) / 1e9
 	if res.PeerDecodeTokensPerS > 0 {
 		res.DecodeRatio = res.DecodeTokensPerS / res.PeerDecodeTokensPerS
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/json"
+	"math"
 	"testing"
 
 	"tessera/llama"
@@ -23,6 +24,9 @@ func TestLlamaTesseraOnly(t *testing.T) {
 	}
 	if r.Params != cfg.Params() || r.Name != "tiny" {
 		t.Fatalf("result %+v", r)
+	}
+	if want := r.DecodeTokensPerS * float64(cfg.DecodeWeightBytes()) / 1e9; math.Abs(r.DecodeWeightGBPerS-want) > 1e-9*want {
+		t.Fatalf("decode weight rate %g GB/s, want %g", r.DecodeWeightGBPerS, want)
 	}
 }
 

@@ -89,6 +89,17 @@ func (c Config) Params() int {
 	return n
 }
 
+// DecodeWeightBytes is how many bytes of float32 weights one decoded token
+// reads: every weight once, except that only one row of an untied
+// embedding table is read. Batch-1 decoding is bound by streaming them.
+func (c Config) DecodeWeightBytes() int {
+	n := c.Params()
+	if !c.TieWordEmbeddings {
+		n -= (c.VocabSize - 1) * c.HiddenSize
+	}
+	return 4 * n
+}
+
 // ParseConfig reads a config.json. Missing keys keep the values of
 // DefaultConfig (rms_norm_eps 1e-5, rope_theta 10000, …) except that an
 // absent num_key_value_heads means one KV head per attention head; the
