@@ -25,7 +25,11 @@
 //
 // Cache implements diffusion.Model, so it works with every sampler and
 // under diffusion.Guided; it keeps separate state for the two guidance
-// branches and counts hits per block.
+// branches and counts hits per block. It runs any network whose forward
+// pass comes in parts (dit.Staged): the class DiT (*dit.Model) and the
+// text-to-image model with its prompts bound (t2i.Prompted), whose
+// unconditional label is the empty prompt. Store keeps profiles and
+// trained plans on disk so that each is computed once per setting.
 package blockcache
 
 import (
@@ -39,8 +43,8 @@ import (
 // Branches of classifier-free guidance, the first index of per-branch
 // tables.
 const (
-	Cond   = 0 // rows with a class label
-	Uncond = 1 // rows with the "no class" label
+	Cond   = 0 // rows with a label (a class, a prompt)
+	Uncond = 1 // rows with the network's Null label
 )
 
 // BlockStats counts one block's decisions over a run, per branch: an
@@ -73,6 +77,15 @@ type Stats struct {
 	BlockEvals int `json:"block_evals"`
 }
 
+// HitRates is each block's BlockStats.HitRate.
+func (s Stats) HitRates() []float64 {
+	r := make([]float64, len(s.Blocks))
+	for i, b := range s.Blocks {
+		r[i] = b.HitRate()
+	}
+	return r
+}
+
 // Hits is the number of reused branch evaluations per block.
 func (s Stats) Hits() []int {
 	h := make([]int, len(s.Blocks))
@@ -90,12 +103,12 @@ func (s Stats) HitRate() float64 {
 	return 1 - float64(s.RowBlockEvals)/float64(s.RowBlockTotal)
 }
 
-// Cache runs a DiT with block caching. Set Plan for the scheduled cache
+// Cache runs a network with block caching. Set Plan for the scheduled cache
 // (with its scale-shift when the plan has one) or Dynamic for first-block
 // caching. Call Reset before each new sampling trajectory: the plan is
 // indexed by network evaluation since the last Reset.
 type Cache struct {
-	Model *dit.Model
+	Model dit.Staged
 	Plan  *Plan
 	// Dynamic, when positive, is the first-block threshold: the remaining
 	// blocks are skipped while mean|r − r_last| / mean|r_last| < Dynamic,
@@ -116,9 +129,19 @@ type branchState struct {
 }
 
 // New returns a scheduled cache for m.
-func New(m *dit.Model, plan *Plan) (*Cache, error) {
-	if plan != nil && len(plan.Compute[Cond]) != len(m.Blocks) {
-		return nil, fmt.Errorf("blockcache: plan for %d blocks, model has %d", len(plan.Compute[Cond]), len(m.Blocks))
+func New(m dit.Staged, plan *Plan) (*Cache, error) {
+	if m == nil {
+		return nil, fmt.Errorf("blockcache: no network")
+	}
+	if plan != nil {
+		if len(plan.Compute[Cond]) != m.Depth() {
+			return nil, fmt.Errorf("blockcache: plan for %d blocks, model has %d", len(plan.Compute[Cond]), m.Depth())
+		}
+		for b := range plan.Compute {
+			if err := plan.check(b, m.Depth()); err != nil {
+				return nil, err
+			}
+		}
 	}
 	c := &Cache{Model: m, Plan: plan}
 	c.Reset()
@@ -126,7 +149,7 @@ func New(m *dit.Model, plan *Plan) (*Cache, error) {
 }
 
 // NewDynamic returns a first-block cache for m with the given threshold.
-func NewDynamic(m *dit.Model, threshold float64) *Cache {
+func NewDynamic(m dit.Staged, threshold float64) *Cache {
 	c := &Cache{Model: m, Dynamic: threshold}
 	c.Reset()
 	return c
@@ -137,10 +160,10 @@ func NewDynamic(m *dit.Model, threshold float64) *Cache {
 func (c *Cache) Reset() {
 	c.eval = 0
 	for b := range c.state {
-		c.state[b] = branchState{out: make([]*tensor.Tensor, len(c.Model.Blocks))}
+		c.state[b] = branchState{out: make([]*tensor.Tensor, c.Model.Depth())}
 	}
 	if c.stats.Blocks == nil {
-		c.stats.Blocks = make([]BlockStats, len(c.Model.Blocks))
+		c.stats.Blocks = make([]BlockStats, c.Model.Depth())
 	}
 }
 
@@ -189,12 +212,12 @@ func (c *Cache) Predict(x *tensor.Tensor, t []float32, y []int) (*tensor.Tensor,
 		return nil, fmt.Errorf("blockcache: network evaluation %d beyond the plan's %d (plan made for sampler %s, %d steps; call Reset between trajectories)",
 			c.eval+1, c.Plan.Evals(), c.Plan.Sampler, c.Plan.Steps)
 	}
-	br := branches(y, m.Config.NumClasses)
+	br := branches(y, m.Null())
 	g := autodiff.NoGrad()
 	defer g.Release()
 	var out *autodiff.Var
 	if c.Plan != nil {
-		out = m.ForwardBlocks(g, autodiff.Const(x), t, y, c.runner(br, nil))
+		out = dit.ForwardStaged(m, g, autodiff.Const(x), t, y, c.runner(br, nil))
 	} else {
 		out = c.forwardDynamic(g, autodiff.Const(x), t, y, br)
 	}
@@ -235,9 +258,8 @@ func (c *Cache) runner(br [2][2]int, adj adjuster) dit.BlockRunner {
 		if nNeed > 0 {
 			c.stats.BlockEvals++
 		}
-		blk := c.Model.Blocks[i]
 		if nNeed == present {
-			o := blk.Forward(g, h, cv)
+			o := c.Model.RunBlock(g, i, h, cv)
 			for b := range br {
 				if br[b][1] > br[b][0] {
 					c.state[b].out[i] = rowsOf(o.Value, br[b][0], br[b][1])
@@ -252,7 +274,7 @@ func (c *Cache) runner(br [2][2]int, adj adjuster) dit.BlockRunner {
 				continue
 			}
 			if need[b] {
-				o := blk.Forward(g, g.Slice(h, 0, lo, hi), g.Slice(cv, 0, lo, hi))
+				o := c.Model.RunBlock(g, i, g.Slice(h, 0, lo, hi), g.Slice(cv, 0, lo, hi))
 				c.state[b].out[i] = o.Value
 				parts = append(parts, o)
 			} else {
@@ -300,8 +322,8 @@ func (c *Cache) forwardDynamic(g *autodiff.Graph, x *autodiff.Var, t []float32, 
 	m := c.Model
 	h0 := m.Embed(g, x)
 	cv := m.Condition(g, t, y)
-	h1 := m.Blocks[0].Forward(g, h0, cv)
-	depth := len(m.Blocks)
+	h1 := m.RunBlock(g, 0, h0, cv)
+	depth := m.Depth()
 	parts := make([]*autodiff.Var, 0, 2)
 	full := false
 	for b := range br {
@@ -328,7 +350,7 @@ func (c *Cache) forwardDynamic(g *autodiff.Graph, x *autodiff.Var, t []float32, 
 		cb := g.Slice(cv, 0, lo, hi)
 		h := hb
 		for i := 1; i < depth; i++ {
-			h = m.Blocks[i].Forward(g, h, cb)
+			h = m.RunBlock(g, i, h, cb)
 			c.stats.Blocks[i].Computed[b]++
 		}
 		c.stats.RowBlockEvals += rows * (depth - 1)
@@ -399,6 +421,6 @@ func relL1(a, b *tensor.Tensor) float64 {
 func (c *Cache) Skip() {
 	c.eval++
 	for b := range c.state {
-		c.state[b] = branchState{out: make([]*tensor.Tensor, len(c.Model.Blocks))}
+		c.state[b] = branchState{out: make([]*tensor.Tensor, c.Model.Depth())}
 	}
 }

@@ -26,20 +26,32 @@ type Setting struct {
 	Shift    float64 `json:"shift,omitempty"`
 	Steps    int     `json:"steps"`
 	CFG      float64 `json:"cfg"`
+	// Calibration identifies the calibration labels when they are not the
+	// network's classes (a hash of the prompts of a text-to-image model);
+	// empty for class models.
+	Calibration string `json:"calibration,omitempty"`
 }
 
 // Key names the setting in file names.
 func (s Setting) Key() string {
-	return fmt.Sprintf("%s-%s-%s-%g-%d-cfg%g", s.Model, s.Sampler, s.Schedule, s.Shift, s.Steps, s.CFG)
+	k := fmt.Sprintf("%s-%s-%s-%g-%d-cfg%g", s.Model, s.Sampler, s.Schedule, s.Shift, s.Steps, s.CFG)
+	if s.Calibration != "" {
+		k += "-cal" + s.Calibration
+	}
+	return k
 }
 
-// Fingerprint identifies a model by a hash of its configuration and
-// weights.
-func Fingerprint(m *dit.Model) string {
+// Fingerprint identifies a DiT by a hash of its configuration and weights.
+func Fingerprint(m *dit.Model) string { return FingerprintOf(m.Config, m) }
+
+// FingerprintOf identifies a model by a hash of its configuration (as
+// printed by %+v) and of the names and values of the parameters reachable
+// from weights (nn.NamedParams).
+func FingerprintOf(config, weights any) string {
 	h := fnv.New64a()
-	fmt.Fprintf(h, "%+v", m.Config)
+	fmt.Fprintf(h, "%+v", config)
 	var buf [4]byte
-	for _, p := range nn.NamedParams(m) {
+	for _, p := range nn.NamedParams(weights) {
 		h.Write([]byte(p.Name))
 		for _, v := range p.Var.Value.Contiguous().Data() {
 			binary.LittleEndian.PutUint32(buf[:], math.Float32bits(v))
@@ -77,6 +89,13 @@ type ProfileOptions struct {
 	Samples  int     // calibration images (default 64)
 	Batch    int     // images per batch (default 32)
 	Seed     uint64  // calibration noise seed
+	// Model identifies the network's weights in the profile's Setting
+	// (default: Fingerprint(m) for a *dit.Model; other networks must set
+	// it to be stored).
+	Model string
+	// Calibration identifies the calibration labels in the Setting (see
+	// Setting.Calibration).
+	Calibration string
 }
 
 func (o *ProfileOptions) defaults() {
@@ -104,23 +123,31 @@ func (o *ProfileOptions) defaults() {
 }
 
 // setting is the Setting o describes for m.
-func (o ProfileOptions) setting(m *dit.Model) Setting {
-	return Setting{Model: Fingerprint(m), Sampler: o.Sampler, Schedule: o.Schedule, Shift: o.Shift, Steps: o.Steps, CFG: o.CFG}
+func (o ProfileOptions) setting(m dit.Staged) Setting {
+	id := o.Model
+	if d, ok := m.(*dit.Model); ok && id == "" {
+		id = Fingerprint(d)
+	}
+	return Setting{Model: id, Sampler: o.Sampler, Schedule: o.Schedule, Shift: o.Shift, Steps: o.Steps, CFG: o.CFG, Calibration: o.Calibration}
 }
 
-// ProfileModel samples o.Samples images with m uncached (classes cycling
-// through the labels, guidance as in o) and measures every block's
+// ProfileModel samples o.Samples images with m uncached (labels cycling
+// through 0 … m.Null()−1: the classes, or the calibration prompts of a
+// text-to-image model; guidance as in o) and measures every block's
 // relative L1 change per sample between consecutive network evaluations,
 // averaged over the samples.
-func ProfileModel(m *dit.Model, o ProfileOptions) (*Profile, error) {
+func ProfileModel(m dit.Staged, o ProfileOptions) (*Profile, error) {
 	o.defaults()
+	if m == nil {
+		return nil, fmt.Errorf("blockcache profile: no network")
+	}
 	if o.Samples < 1 || o.Batch < 1 || o.Steps < 1 {
 		return nil, fmt.Errorf("blockcache profile: samples, batch and steps must be positive (have %d, %d, %d)", o.Samples, o.Batch, o.Steps)
 	}
 	rec := &recorder{m: m}
 	var model diffusion.Model = rec
 	if o.CFG != 1 {
-		model = diffusion.Guided{Model: rec, Scale: o.CFG, Null: m.Config.NumClasses}
+		model = diffusion.Guided{Model: rec, Scale: o.CFG, Null: m.Null()}
 	}
 	err := trajectories(m, o.Samples, o.Batch, o.Seed, func(noise *tensor.Tensor, y []int) error {
 		rec.reset()
@@ -135,7 +162,7 @@ func ProfileModel(m *dit.Model, o ProfileOptions) (*Profile, error) {
 		if rec.sum[b] == nil {
 			continue
 		}
-		p.Delta[b] = make([][]float64, len(m.Blocks))
+		p.Delta[b] = make([][]float64, m.Depth())
 		for i := range p.Delta[b] {
 			p.Delta[b][i] = make([]float64, len(rec.sum[b][i]))
 			for e, s := range rec.sum[b][i] {
@@ -149,16 +176,16 @@ func ProfileModel(m *dit.Model, o ProfileOptions) (*Profile, error) {
 }
 
 // trajectories calls run for successive batches of calibration noise (the
-// same for a seed) and labels cycling through the classes.
-func trajectories(m *dit.Model, samples, batch int, seed uint64, run func(noise *tensor.Tensor, y []int) error) error {
-	cfg := m.Config
+// same for a seed) and labels cycling through 0 … m.Null()−1.
+func trajectories(m dit.Staged, samples, batch int, seed uint64, run func(noise *tensor.Tensor, y []int) error) error {
+	shape := m.SampleShape()
 	rng := tensor.NewRNG(seed ^ 0xB10C)
 	for lo := 0; lo < samples; lo += batch {
 		hi := min(lo+batch, samples)
-		noise := rng.Normal(hi-lo, cfg.InChannels, cfg.InputSize, cfg.InputSize)
+		noise := rng.Normal(append([]int{hi - lo}, shape...)...)
 		y := make([]int, hi-lo)
 		for i := range y {
-			y[i] = (lo + i) % max(cfg.NumClasses, 1)
+			y[i] = (lo + i) % max(m.Null(), 1)
 		}
 		if err := run(noise, y); err != nil {
 			return err
@@ -170,7 +197,7 @@ func trajectories(m *dit.Model, samples, batch int, seed uint64, run func(noise 
 // recorder runs the model uncached and accumulates per-row relative
 // changes of every block's output: sum[branch][block][eval].
 type recorder struct {
-	m     *dit.Model
+	m     dit.Staged
 	eval  int
 	prev  [][]*tensor.Tensor // [block] last output, whole batch
 	sum   [2][][]float64
@@ -179,7 +206,7 @@ type recorder struct {
 
 func (r *recorder) reset() {
 	r.eval = 0
-	r.prev = make([][]*tensor.Tensor, len(r.m.Blocks))
+	r.prev = make([][]*tensor.Tensor, r.m.Depth())
 }
 
 func (r *recorder) Predict(x *tensor.Tensor, t []float32, y []int) (*tensor.Tensor, error) {
@@ -187,10 +214,10 @@ func (r *recorder) Predict(x *tensor.Tensor, t []float32, y []int) (*tensor.Tens
 	if err := m.Check(x.Shape(), t, y); err != nil {
 		return nil, err
 	}
-	br := branches(y, m.Config.NumClasses)
+	br := branches(y, m.Null())
 	e := r.eval
-	out, err := m.PredictBlocks(x, t, y, func(g *autodiff.Graph, i int, h, c *autodiff.Var) *autodiff.Var {
-		o := m.Blocks[i].Forward(g, h, c)
+	out, err := dit.PredictStaged(m, x, t, y, func(g *autodiff.Graph, i int, h, c *autodiff.Var) *autodiff.Var {
+		o := m.RunBlock(g, i, h, c)
 		ov := o.Value.Contiguous()
 		if prev := r.prev[i]; len(prev) == 1 && e > 0 {
 			pv := prev[0].Data()
@@ -219,8 +246,8 @@ func (r *recorder) Predict(x *tensor.Tensor, t []float32, y []int) (*tensor.Tens
 // add records change d of block i at evaluation e for branch b.
 func (r *recorder) add(b, i, e int, d float64) {
 	if r.sum[b] == nil {
-		r.sum[b] = make([][]float64, len(r.m.Blocks))
-		r.count[b] = make([][]int, len(r.m.Blocks))
+		r.sum[b] = make([][]float64, r.m.Depth())
+		r.count[b] = make([][]int, r.m.Depth())
 	}
 	for len(r.sum[b][i]) <= e {
 		r.sum[b][i] = append(r.sum[b][i], 0)
@@ -295,6 +322,38 @@ func (p *Plan) Evals() int {
 		return 0
 	}
 	return len(p.Compute[Cond][0])
+}
+
+// check reports whether branch b of the plan has a schedule for each of
+// depth blocks over Evals() evaluations, and scale-shift scalars of the
+// same shape if it has any.
+func (p *Plan) check(b, depth int) error {
+	n := p.Evals()
+	if len(p.Compute[b]) != depth {
+		return fmt.Errorf("blockcache: plan branch %d schedules %d blocks, want %d", b, len(p.Compute[b]), depth)
+	}
+	for i, row := range p.Compute[b] {
+		if len(row) != n {
+			return fmt.Errorf("blockcache: plan branch %d block %d covers %d evaluations, want %d", b, i, len(row), n)
+		}
+	}
+	if (p.Scale[b] == nil) != (p.Bias[b] == nil) || (p.Scale[b] == nil) != (p.Scale[Cond] == nil) {
+		return fmt.Errorf("blockcache: plan branch %d has scale without bias or the other way round", b)
+	}
+	for _, t := range [][][]float32{p.Scale[b], p.Bias[b]} {
+		if t == nil {
+			continue
+		}
+		if len(t) != depth {
+			return fmt.Errorf("blockcache: plan branch %d has scale-shift for %d blocks, want %d", b, len(t), depth)
+		}
+		for i, row := range t {
+			if len(row) != n {
+				return fmt.Errorf("blockcache: plan branch %d block %d has scale-shift for %d evaluations, want %d", b, i, len(row), n)
+			}
+		}
+	}
+	return nil
 }
 
 // ComputeFraction is the fraction of (block, evaluation) pairs computed for

@@ -37,8 +37,11 @@ type ScaleShiftReport struct {
 // difference of the two predictions is minimised with Adam over a, b only
 // (the network is frozen). For Euler steps this is the paper's loss
 // ‖x_{t−1} − x'_{t−1}‖² up to the constant step size squared. It returns a
-// copy of the plan holding the scalars.
-func TrainScaleShift(m *dit.Model, plan *Plan, o ScaleShiftOptions) (*Plan, ScaleShiftReport, error) {
+// copy of the plan holding the scalars. The calibration labels cycle
+// through 0 … m.Null()−1 as in ProfileModel. The parameters reachable from
+// m (nn.NamedParams; from m.Weights() for a Weighted network) are frozen
+// for the duration.
+func TrainScaleShift(m dit.Staged, plan *Plan, o ScaleShiftOptions) (*Plan, ScaleShiftReport, error) {
 	if o.Samples == 0 {
 		o.Samples = 64
 	}
@@ -53,6 +56,14 @@ func TrainScaleShift(m *dit.Model, plan *Plan, o ScaleShiftOptions) (*Plan, Scal
 	}
 	if o.Samples < 1 || o.Batch < 1 || o.Epochs < 1 {
 		return nil, ScaleShiftReport{}, fmt.Errorf("blockcache scale-shift: samples, batch and epochs must be positive")
+	}
+	if m == nil || plan == nil {
+		return nil, ScaleShiftReport{}, fmt.Errorf("blockcache scale-shift: need a network and a plan")
+	}
+	for b := range plan.Compute {
+		if err := plan.check(b, m.Depth()); err != nil {
+			return nil, ScaleShiftReport{}, fmt.Errorf("blockcache scale-shift: %w", err)
+		}
 	}
 	n := plan.Evals()
 	type scalars struct{ a, b *autodiff.Var }
@@ -77,7 +88,11 @@ func TrainScaleShift(m *dit.Model, plan *Plan, o ScaleShiftOptions) (*Plan, Scal
 		return &out, ScaleShiftReport{}, nil
 	}
 	// Freeze the network for the duration.
-	named := nn.NamedParams(m)
+	var weights any = m
+	if w, ok := m.(Weighted); ok {
+		weights = w.Weights()
+	}
+	named := nn.NamedParams(weights)
 	was := make([]bool, len(named))
 	for k, p := range named {
 		was[k] = p.Var.RequiresGrad()
@@ -99,7 +114,7 @@ func TrainScaleShift(m *dit.Model, plan *Plan, o ScaleShiftOptions) (*Plan, Scal
 	}}
 	var model diffusion.Model = tr
 	if plan.CFG != 1 {
-		model = diffusion.Guided{Model: tr, Scale: plan.CFG, Null: m.Config.NumClasses}
+		model = diffusion.Guided{Model: tr, Scale: plan.CFG, Null: m.Null()}
 	}
 	var rep ScaleShiftReport
 	for ep := 0; ep < o.Epochs; ep++ {
@@ -136,6 +151,14 @@ func TrainScaleShift(m *dit.Model, plan *Plan, o ScaleShiftOptions) (*Plan, Scal
 	return &out, rep, nil
 }
 
+// Weighted is a network whose parameters are held by another struct than
+// itself, such as a model with its inputs bound (t2i.Prompted holds a
+// *t2i.Model): Weights returns that struct, whose tagged parameters
+// TrainScaleShift freezes.
+type Weighted interface {
+	Weights() any
+}
+
 // ssTrainer is the student of scale-shift training as a diffusion.Model:
 // each call accumulates the gradient of ‖student − teacher‖² into the
 // scalars and returns the student's prediction, so the sampler follows the
@@ -149,16 +172,16 @@ type ssTrainer struct {
 
 func (s *ssTrainer) Predict(x *tensor.Tensor, t []float32, y []int) (*tensor.Tensor, error) {
 	m := s.c.Model
-	teacher, err := m.Predict(x, t, y)
+	teacher, err := dit.PredictStaged(m, x, t, y, nil)
 	if err != nil {
 		return nil, err
 	}
-	br := branches(y, m.Config.NumClasses)
+	br := branches(y, m.Null())
 	g := autodiff.NewGraph()
 	defer g.Release()
-	out := m.ForwardBlocks(g, autodiff.Const(x), t, y, s.c.runner(br, s.adj))
-	if m.Config.LearnSigma {
-		out = g.Slice(out, 1, 0, m.Config.InChannels)
+	out := dit.ForwardStaged(m, g, autodiff.Const(x), t, y, s.c.runner(br, s.adj))
+	if k := teacher.Dim(1); out.Shape()[1] != k {
+		out = g.Slice(out, 1, 0, k) // the prediction channels, as Channels keeps them
 	}
 	s.c.eval++
 	if out.RequiresGrad() {
