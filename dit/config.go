@@ -42,6 +42,22 @@ func DefaultConfig() Config {
 		NumHeads: 4, MLPRatio: 4, NumClasses: 10, Prediction: Velocity}
 }
 
+// IsConfig reports whether a config.json describes an image DiT: it names
+// the patch size and input size, and has no text encoder (t2i) or
+// vocabulary (decoders). ParseConfig alone fills missing fields from
+// DefaultConfig, so it accepts other models' configs too.
+func IsConfig(raw []byte) bool {
+	var keys map[string]json.RawMessage
+	if json.Unmarshal(raw, &keys) != nil {
+		return false
+	}
+	_, patch := keys["patch_size"]
+	_, size := keys["input_size"]
+	_, text := keys["text_encoder"]
+	_, vocab := keys["vocab_size"]
+	return patch && size && !text && !vocab
+}
+
 // ParseConfig reads a config.json over DefaultConfig and validates it.
 func ParseConfig(data []byte) (Config, error) {
 	cfg := DefaultConfig()

@@ -311,3 +311,18 @@ var (
 	_ diffusion.Model   = (*Model)(nil)
 	_ diffusion.Network = (*Model)(nil)
 )
+
+func TestIsConfig(t *testing.T) {
+	tests := map[string]bool{
+		`{"input_size": 32, "patch_size": 4, "hidden_size": 128}`:                   true,
+		`{"input_size": 32, "patch_size": 4, "text_encoder": {"max_len": 48}}`:      false,
+		`{"vocab_size": 264, "hidden_size": 192, "input_size": 1, "patch_size": 1}`: false,
+		`{"hidden_size": 192, "num_hidden_layers": 6}`:                              false,
+		`not json`: false,
+	}
+	for raw, want := range tests {
+		if got := IsConfig([]byte(raw)); got != want {
+			t.Errorf("IsConfig(%s) = %v, want %v", raw, got, want)
+		}
+	}
+}

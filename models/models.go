@@ -63,3 +63,19 @@ func Card(name string) (string, error) {
 	}
 	return string(b), nil
 }
+
+// Summary is a model card's first paragraph after the title, on one line.
+func Summary(card string) string {
+	var para []string
+	for _, l := range strings.Split(card, "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case l == "" && len(para) > 0:
+			return strings.Join(para, " ")
+		case l == "" || strings.HasPrefix(l, "#"):
+		default:
+			para = append(para, l)
+		}
+	}
+	return strings.Join(para, " ")
+}

@@ -114,6 +114,9 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 		return generateFromText(fsys, *modelRef, *prompt, *n, *out, *grid, *asJSON, stdout,
 			t2i.GenerateOptions{Seed: *seed, Steps: *steps, Sampler: *sampler, Schedule: *schedule, Shift: *shift, CFG: *cfg, Batch: *batch, Precision: *precision, Progress: prog})
 	}
+	if !dit.IsConfig(raw) {
+		return fmt.Errorf("model %s is not an image model (its config.json describes neither a DiT nor a text-to-image DiT)", *modelRef)
+	}
 	if *prompt != "" {
 		return usagef("model %s is class-conditional: use --class, not --prompt", *modelRef)
 	}

@@ -58,6 +58,7 @@ func TestGenerateErrors(t *testing.T) {
 		msg  string
 	}{
 		{"unknown model", []string{"--model", "nope", "--out", "OUT"}, 1, `unknown model "nope"`},
+		{"decoder model", []string{"--model", "target", "--out", "OUT"}, 1, "model target is not an image model"},
 		{"class out of range", []string{"--class", "10", "--out", "OUT"}, 2, "--class 10 out of range"},
 		{"no images", []string{"--n", "0", "--out", "OUT"}, 2, "--n must be at least 1"},
 		{"no steps", []string{"--steps", "0", "--out", "OUT"}, 2, "--steps must be at least 1"},

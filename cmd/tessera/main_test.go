@@ -41,13 +41,6 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
-func TestSummaryLine(t *testing.T) {
-	card := "# emoji\n\nA DiT conditioned\non text.\n\n## Data\nmore"
-	if got, want := summaryLine(card), "A DiT conditioned on text."; got != want {
-		t.Fatalf("summaryLine = %q, want %q", got, want)
-	}
-}
-
 // TestSubcommandHelp checks that --help on a subcommand prints its usage
 // once, with the flags.
 func TestSubcommandHelp(t *testing.T) {

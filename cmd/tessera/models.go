@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"strings"
 
 	"tessera/models"
 )
@@ -39,7 +38,7 @@ func runModels(args []string, stdout, stderr io.Writer) error {
 	var list []entry
 	for _, n := range models.Names() {
 		card, _ := models.Card(n)
-		list = append(list, entry{n, summaryLine(card)})
+		list = append(list, entry{n, models.Summary(card)})
 	}
 	if *asJSON {
 		return writeJSON(stdout, list)
@@ -48,20 +47,4 @@ func runModels(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "%-18s %s\n", e.Name, e.Summary)
 	}
 	return nil
-}
-
-// summaryLine is the first prose paragraph of a model card, on one line.
-func summaryLine(card string) string {
-	var para []string
-	for _, l := range strings.Split(card, "\n") {
-		l = strings.TrimSpace(l)
-		switch {
-		case l == "" && len(para) > 0:
-			return strings.Join(para, " ")
-		case l == "" || strings.HasPrefix(l, "#"):
-		default:
-			para = append(para, l)
-		}
-	}
-	return strings.Join(para, " ")
 }
