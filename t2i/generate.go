@@ -3,12 +3,14 @@ package t2i
 import (
 	"fmt"
 	"math"
-	"tessera/nn"
 	"time"
 
+	"tessera/blockcache"
 	"tessera/diffusion"
+	"tessera/dit"
 	"tessera/imagegen"
 	"tessera/internal/progress"
+	"tessera/nn"
 	"tessera/tensor"
 )
 
@@ -25,6 +27,16 @@ type GenerateOptions struct {
 	// "bf16", as in imagegen.GenerateOptions.
 	Precision string
 	Progress  progress.Options
+	// Cache is block caching, as for class models (imagegen.ParseCache
+	// reads the --cache flag); the zero value is off.
+	Cache imagegen.CacheOptions
+	// CalibrationPrompts are the prompts the scheduled cache modes
+	// profile the model and train scale-shift on, cycled over
+	// Cache.Calibration images (default: the distinct requested prompts).
+	// Profiles and plans are stored per calibration list, so a fixed list
+	// (captions of the training split, say) is calibrated once for all
+	// prompts.
+	CalibrationPrompts []string
 }
 
 // counter wraps a model, counting passes and FLOPs.
@@ -41,23 +53,13 @@ func (c *counter) Predict(x *tensor.Tensor, t []float32, y []int) (*tensor.Tenso
 	return c.m.Predict(x, t, y)
 }
 
-// Generate samples one image per prompt ("" is unconditional). Sample i's
-// starting noise depends only on (Seed, i), as in imagegen.Generate, so
-// the same seed gives the same images whatever the batch size. Images are
-// [C, H, W] tensors in [-1, 1] (clamped). Stats count the DiT passes (a
-// guided pass counts once, at twice the batch) plus the text encoder's
-// FLOPs for encoding the prompts once.
-func Generate(m *Model, prompts []string, o GenerateOptions) ([]*tensor.Tensor, imagegen.Stats, error) {
-	cfg := m.Config
-	n := len(prompts)
-	if n < 1 {
-		return nil, imagegen.Stats{}, fmt.Errorf("generate: no prompts")
-	}
+// generateDefaults fills o's zero fields and checks the sampling options.
+func generateDefaults(o GenerateOptions) (GenerateOptions, error) {
 	if o.Steps == 0 {
 		o.Steps = 32
 	}
 	if o.Steps < 1 {
-		return nil, imagegen.Stats{}, fmt.Errorf("generate: steps must be at least 1 (have %d)", o.Steps)
+		return o, fmt.Errorf("generate: steps must be at least 1 (have %d)", o.Steps)
 	}
 	if o.CFG == 0 {
 		o.CFG = 1
@@ -69,18 +71,52 @@ func Generate(m *Model, prompts []string, o GenerateOptions) ([]*tensor.Tensor, 
 		o.Sampler = "euler"
 	}
 	if o.Sampler == "ddim" {
-		return nil, imagegen.Stats{}, fmt.Errorf("generate: the ddim sampler is for epsilon-prediction models; this model predicts velocity")
+		return o, fmt.Errorf("generate: the ddim sampler is for epsilon-prediction models; this model predicts velocity")
 	}
 	if o.Schedule == "" {
 		o.Schedule = "uniform"
 	}
+	if o.Schedule != "shifted" {
+		o.Shift = 0 // only the shifted schedule reads it
+	}
+	return o, nil
+}
+
+// Generate samples one image per prompt ("" is unconditional). Sample i's
+// starting noise depends only on (Seed, i), as in imagegen.Generate, so
+// the same seed gives the same images whatever the batch size. Images are
+// [C, H, W] tensors in [-1, 1] (clamped). Stats count the DiT passes (a
+// guided pass counts once, at twice the batch) plus the text encoder's
+// FLOPs for encoding the prompts once. With o.Cache set the network runs
+// with block caching, and block evaluations and FLOPs count only the
+// blocks computed; GenerateAccel also returns the cache's statistics.
+func Generate(m *Model, prompts []string, o GenerateOptions) ([]*tensor.Tensor, imagegen.Stats, error) {
+	imgs, st, err := GenerateAccel(m, prompts, o)
+	return imgs, st.Stats, err
+}
+
+// GenerateAccel is Generate with the block cache's statistics (hits per
+// block and branch, hit rate, the plan file) in AccelStats.Cache when
+// o.Cache is on. Profiles and plans the cache needs are loaded or
+// computed (and stored) before the clock starts; the same seed gives each
+// image the same starting noise as the uncached run, so the two compare
+// image by image.
+func GenerateAccel(m *Model, prompts []string, o GenerateOptions) ([]*tensor.Tensor, imagegen.AccelStats, error) {
+	cfg := m.Config
+	n := len(prompts)
+	if n < 1 {
+		return nil, imagegen.AccelStats{}, fmt.Errorf("generate: no prompts")
+	}
+	o, err := generateDefaults(o)
+	if err != nil {
+		return nil, imagegen.AccelStats{}, err
+	}
 	prec, err := nn.ParsePrecision(o.Precision)
 	if err != nil {
-		return nil, imagegen.Stats{}, fmt.Errorf("generate: %w", err)
+		return nil, imagegen.AccelStats{}, fmt.Errorf("generate: %w", err)
 	}
 	nn.SetPrecision(m, prec)
 	defer nn.SetPrecision(m, nn.F32)
-	start := time.Now()
 	// Encode each distinct prompt once; labels index them.
 	index := map[string]int{}
 	var uniq []string
@@ -94,8 +130,20 @@ func Generate(m *Model, prompts []string, o GenerateOptions) ([]*tensor.Tensor, 
 		}
 		labels[i] = k
 	}
+	encStart := time.Now()
 	pm := NewPrompted(m, uniq)
-	cnt := &counter{m: pm, cfg: cfg}
+	encSeconds := time.Since(encStart).Seconds()
+	var net diffusion.Model = pm
+	var cache *blockcache.Cache
+	var report *imagegen.CacheReport
+	if o.Cache.Mode != "" {
+		if cache, report, err = newCache(m, pm, o); err != nil {
+			return nil, imagegen.AccelStats{}, fmt.Errorf("generate: %w", err)
+		}
+		net = cache
+	}
+	start := time.Now()
+	cnt := &counter{m: net, cfg: cfg}
 	var model diffusion.Model = cnt
 	if o.CFG != 1 {
 		model = diffusion.Guided{Model: cnt, Scale: o.CFG, Null: pm.Null()}
@@ -115,11 +163,14 @@ func Generate(m *Model, prompts []string, o GenerateOptions) ([]*tensor.Tensor, 
 		for i := lo; i < hi; i++ {
 			copy(nd[(i-lo)*per:], imagegen.SampleNoise(o.Seed, i, per))
 		}
+		if cache != nil {
+			cache.Reset() // a plan indexes the evaluations of one trajectory
+		}
 		x, _, err := diffusion.Sample(model, noise, labels[lo:hi], diffusion.Options{
 			Sampler: o.Sampler, Schedule: o.Schedule, Shift: o.Shift, Steps: o.Steps})
 		if err != nil {
 			bar.Finish()
-			return nil, imagegen.Stats{}, fmt.Errorf("generate: %w", err)
+			return nil, imagegen.AccelStats{}, fmt.Errorf("generate: %w", err)
 		}
 		xd := x.Data()
 		for i := 0; i < hi-lo; i++ {
@@ -133,8 +184,24 @@ func Generate(m *Model, prompts []string, o GenerateOptions) ([]*tensor.Tensor, 
 		bar.Update(hi, math.NaN())
 	}
 	bar.Finish()
-	st := imagegen.Stats{N: n, WallSeconds: time.Since(start).Seconds(), NetworkEvals: cnt.evals,
+	st := imagegen.AccelStats{Stats: imagegen.Stats{N: n, WallSeconds: encSeconds + time.Since(start).Seconds(), NetworkEvals: cnt.evals,
 		BlockEvals: cnt.evals * cfg.Depth, FLOPs: cnt.flops + cfg.Text.FLOPs(len(uniq)+1), Steps: o.Steps,
-		Sampler: o.Sampler, Schedule: o.Schedule, CFG: o.CFG, Precision: prec.String()}
+		Sampler: o.Sampler, Schedule: o.Schedule, CFG: o.CFG, Precision: prec.String()}}
+	if cache != nil {
+		cs := cache.Stats()
+		fillReport(report, cs)
+		// Blocks not computed cost nothing: subtract them at one block's
+		// FLOPs per row.
+		st.FLOPs += blockFLOPs(cfg.Config) * float64(cs.RowBlockEvals-cs.RowBlockTotal)
+		st.BlockEvals = cs.BlockEvals
+		st.Cache = report
+	}
 	return out, st, nil
+}
+
+// blockFLOPs is the analytic cost of one DiT block on one sample.
+func blockFLOPs(c dit.Config) float64 {
+	one, none := c, c
+	one.Depth, none.Depth = 1, 0
+	return imagegen.FLOPs(one, 1) - imagegen.FLOPs(none, 1)
 }
