@@ -2,6 +2,7 @@ package llama
 
 import (
 	"math"
+	"time"
 
 	"tessera/internal/gemm"
 	"tessera/internal/vec"
@@ -19,6 +20,62 @@ type decoder struct {
 	layer  int       // the layer being run
 	pos    int       // position of the token
 	scores []float32 // [heads, capacity] attention weights
+
+	choice threadChoice
+}
+
+// threadChoice decides whether a cache's steps use the decode team. On a
+// quiet machine the team is faster, but when the cores are shared with
+// other work a helper thread is often descheduled and one thread goes
+// faster; so steps are timed now and then both ways, and the faster way
+// is used until the next probe.
+type threadChoice struct {
+	step          int           // position in the probe-and-use cycle
+	team, alone   time.Duration // time of the probe steps
+	useTeam       bool          // the choice after the last probe
+	teamN, aloneN int
+}
+
+// The cycle: probeSteps steps with the team, probeSteps alone, then
+// useSteps the faster way. The team must win by teamMargin to be used.
+const (
+	probeSteps = 12
+	useSteps   = 480
+	teamMargin = 0.97
+)
+
+// next reports whether the coming step should use the team and whether
+// it is a probe step to be timed.
+func (tc *threadChoice) next() (useTeam, probe bool) {
+	switch s := tc.step; {
+	case s < probeSteps:
+		return true, true
+	case s < 2*probeSteps:
+		return false, true
+	default:
+		return tc.useTeam, false
+	}
+}
+
+// done records a step that took dt.
+func (tc *threadChoice) done(useTeam, probe bool, dt time.Duration) {
+	if probe && tc.step > 0 && tc.step != probeSteps {
+		// The first step of each probe is left out: it pays for the switch.
+		if useTeam {
+			tc.team += dt
+			tc.teamN++
+		} else {
+			tc.alone += dt
+			tc.aloneN++
+		}
+	}
+	tc.step++
+	if tc.step == 2*probeSteps {
+		tc.useTeam = float64(tc.team)/float64(tc.teamN) < teamMargin*float64(tc.alone)/float64(tc.aloneN)
+	}
+	if tc.step == 2*probeSteps+useSteps {
+		*tc = threadChoice{}
+	}
 }
 
 func newDecoder(c *Cache) *decoder {
@@ -44,9 +101,18 @@ func (d *decoder) step(token int) {
 	rows := (H + 2*Hkv) * hd
 	eps := float32(cfg.RMSNormEps)
 
-	threads := decodeTeam.acquire()
-	if threads > 0 {
-		defer decodeTeam.release()
+	useTeam, probe := d.choice.next()
+	threads := 0
+	if useTeam {
+		if threads = decodeTeam.acquire(); threads > 0 {
+			defer decodeTeam.release()
+		}
+	}
+	if probe {
+		t0 := time.Now()
+		defer func() { d.choice.done(useTeam, probe, time.Since(t0)) }()
+	} else {
+		defer d.choice.done(useTeam, false, 0)
 	}
 	run := func(n, unit int, fn func(lo, hi int)) {
 		if threads <= 1 {

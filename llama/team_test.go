@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"tessera/internal/parallel"
 )
@@ -80,5 +81,40 @@ func TestDecodeThreadsAgree(t *testing.T) {
 	one, two := decode(1), decode(2)
 	if !slices.Equal(one, two) {
 		t.Fatal("decoded logits differ between 1 and 2 threads")
+	}
+}
+
+// TestThreadChoice drives the probe-and-use cycle with synthetic step
+// times and checks that the faster way is chosen and the cycle restarts.
+func TestThreadChoice(t *testing.T) {
+	cases := []struct {
+		name        string
+		team, alone time.Duration
+		want        bool
+	}{
+		{"team faster", 100 * time.Microsecond, 200 * time.Microsecond, true},
+		{"alone faster", 300 * time.Microsecond, 200 * time.Microsecond, false},
+		{"within the margin", 199 * time.Microsecond, 200 * time.Microsecond, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var tc threadChoice
+			for cycle := 0; cycle < 2; cycle++ {
+				for i := 0; i < 2*probeSteps+useSteps; i++ {
+					useTeam, probe := tc.next()
+					if wantProbe := i < 2*probeSteps; probe != wantProbe {
+						t.Fatalf("cycle %d step %d: probe %v, want %v", cycle, i, probe, wantProbe)
+					}
+					if i >= 2*probeSteps && useTeam != c.want {
+						t.Fatalf("cycle %d step %d: team %v, want %v", cycle, i, useTeam, c.want)
+					}
+					dt := c.alone
+					if useTeam {
+						dt = c.team
+					}
+					tc.done(useTeam, probe, dt)
+				}
+			}
+		})
 	}
 }
