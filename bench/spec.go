@@ -59,6 +59,13 @@ type SpecMethod struct {
 	JudgeSaves           int     `json:"judge_saves,omitempty"`
 	SpeedupVsTarget      float64 `json:"speedup_vs_target_only"`
 	SpeedupVsStandard    float64 `json:"speedup_vs_standard,omitempty"`
+	// MsPerAnswer is the mean wall time per prompt; the answer speed-ups
+	// compare it with target-only and standard speculative decoding (the
+	// tokens/s ratios can differ when methods write answers of different
+	// lengths, as Judge Decoding keeps the draft's phrasing).
+	MsPerAnswer             float64 `json:"ms_per_answer"`
+	AnswerSpeedupVsTarget   float64 `json:"answer_speedup_vs_target_only"`
+	AnswerSpeedupVsStandard float64 `json:"answer_speedup_vs_standard,omitempty"`
 }
 
 // SpecSplit is the comparison on one set of prompts.
@@ -184,6 +191,9 @@ func (m *methodRun) result(prompts int, arith bool) SpecMethod {
 	if m.elapsed > 0 {
 		r.TokensPerS = float64(m.tokens) / m.elapsed.Seconds()
 	}
+	if prompts > 0 {
+		r.MsPerAnswer = 1000 * m.elapsed.Seconds() / float64(prompts)
+	}
 	if m.stats.Rounds > 0 {
 		r.MeanAcceptedPerRound = float64(m.stats.Accepted) / float64(m.stats.Rounds)
 	}
@@ -286,12 +296,15 @@ func fillMethods(s *SpecSplit, methods []*methodRun, prompts int, arith bool) {
 		s.Methods = append(s.Methods, m.result(prompts, arith))
 		s.Samples[m.name] = m.samples
 	}
-	base := s.Methods[0].TokensPerS
+	base, baseMs := s.Methods[0].TokensPerS, s.Methods[0].MsPerAnswer
 	var std *SpecMethod
 	for i := range s.Methods {
 		r := &s.Methods[i]
 		if base > 0 {
 			r.SpeedupVsTarget = r.TokensPerS / base
+		}
+		if r.MsPerAnswer > 0 {
+			r.AnswerSpeedupVsTarget = baseMs / r.MsPerAnswer
 		}
 		if r.Name == "speculative" {
 			std = r
@@ -307,6 +320,9 @@ func fillMethods(s *SpecSplit, methods []*methodRun, prompts int, arith bool) {
 		}
 		if std.TokensPerS > 0 {
 			r.SpeedupVsStandard = r.TokensPerS / std.TokensPerS
+		}
+		if r.MsPerAnswer > 0 {
+			r.AnswerSpeedupVsStandard = std.MsPerAnswer / r.MsPerAnswer
 		}
 		if std.MeanAcceptedPerRound > 0 {
 			s.AcceptedRatio = r.MeanAcceptedPerRound / std.MeanAcceptedPerRound
@@ -343,7 +359,7 @@ func oracle(o SpecOptions, problems []corpus.Problem) (*SpecOracle, error) {
 		for i, t := range ans {
 			pos := len(prompt) + i // position of token t
 			std := llama.Argmax(logits[(pos-1)*V:pos*V]) == t
-			ok := std || o.Judge.Accept(hidden[pos*d:(pos+1)*d])
+			ok := std || o.Judge.Accept(hidden[pos*d:(pos+1)*d], specdec.LogitMargin(logits[(pos-1)*V:pos*V], t))
 			r.Tokens++
 			if std {
 				r.StandardAcceptance++

@@ -41,7 +41,7 @@ func TestSpecPlumbing(t *testing.T) {
 	}
 	for _, s := range append(res.Splits, *res.Text) {
 		for _, m := range s.Methods {
-			if m.Tokens == 0 || m.TokensPerS <= 0 || m.TargetCalls == 0 {
+			if m.Tokens == 0 || m.TokensPerS <= 0 || m.TargetCalls == 0 || m.MsPerAnswer <= 0 || m.AnswerSpeedupVsTarget <= 0 {
 				t.Fatalf("%s %s: %+v", s.Split, m.Name, m)
 			}
 		}

@@ -108,7 +108,11 @@ func (p Problem) Prompt() string {
 type Phrasing struct {
 	OnesFirst bool // the ones step before the tens step
 	Labelled  bool // labelled steps ("ones 7+8=15; tens …; sum …") instead of a plain list
-	Final     int  // index of the closing sentence (0..NumFinals-1)
+	// Swapped writes single parts in the other wording: bit i (0..2) the
+	// label of step i+1 (present or not), bit 3+j (j = 0, 1) the separator
+	// after step j+1 ("; " or ", ").
+	Swapped uint8
+	Final   int // index of the closing sentence (0..NumFinals-1)
 }
 
 // NumFinals is the number of closing sentences.
@@ -135,54 +139,113 @@ func (p Problem) Text(ph Phrasing) string {
 	tens := fmt.Sprintf("%d+%d=%d", p.A/10*10, p.B/10*10, p.A/10*10+p.B/10*10)
 	ones := fmt.Sprintf("%d+%d=%d", p.A%10, p.B%10, p.A%10+p.B%10)
 	total := fmt.Sprintf("%d+%d=%d", p.A/10*10+p.B/10*10, p.A%10+p.B%10, p.Answer())
-	sep := ", "
-	if ph.Labelled {
-		tens, ones, total, sep = "tens "+tens, "ones "+ones, "sum "+total, "; "
-	}
-	first, second := tens, ones
+	steps, labels := [3]string{tens, ones, total}, [3]string{"tens ", "ones ", "sum "}
 	if ph.OnesFirst {
-		first, second = ones, tens
+		steps[0], steps[1], labels[0], labels[1] = ones, tens, "ones ", "tens "
+	}
+	var out strings.Builder
+	for i, st := range steps {
+		if ph.Labelled != (ph.Swapped>>i&1 == 1) {
+			out.WriteString(labels[i])
+		}
+		out.WriteString(st)
+		switch {
+		case i == 2:
+			out.WriteString(". ")
+		case ph.Labelled != (ph.Swapped>>(3+i)&1 == 1):
+			out.WriteString("; ")
+		default:
+			out.WriteString(", ")
+		}
 	}
 	f := finals[0]
 	if ph.Final > 0 && ph.Final < NumFinals {
 		f = finals[ph.Final]
 	}
-	return first + sep + second + sep + total + ". " + fmt.Sprintf(f, p.Answer())
+	out.WriteString(fmt.Sprintf(f, p.Answer()))
+	return out.String()
 }
 
-// Answers lists the answer in every valid phrasing.
+// Answers lists every valid answer: the two step orders, each step plain
+// or labelled on its own, each of the two step separators ", " or "; ", and
+// every closing sentence (an answer may mix the wordings step by step, as
+// the target's mix does now and then, and as happens when Judge Decoding
+// keeps the draft's steps around a target's token). It is the text of every
+// Phrasing without Labelled, in another order.
 func (p Problem) Answers() []string {
-	var out []string
-	for _, ph := range Phrasings() {
-		out = append(out, p.Text(ph))
+	tens := fmt.Sprintf("%d+%d=%d", p.A/10*10, p.B/10*10, p.A/10*10+p.B/10*10)
+	ones := fmt.Sprintf("%d+%d=%d", p.A%10, p.B%10, p.A%10+p.B%10)
+	total := fmt.Sprintf("%d+%d=%d", p.A/10*10+p.B/10*10, p.A%10+p.B%10, p.Answer())
+	seps := []string{", ", "; "}
+	var closing [NumFinals]string
+	for i, f := range finals {
+		closing[i] = fmt.Sprintf(f, p.Answer())
+	}
+	out := make([]string, 0, NumAnswers)
+	for _, onesFirst := range []bool{false, true} {
+		first, second, l1, l2 := tens, ones, "tens ", "ones "
+		if onesFirst {
+			first, second, l1, l2 = ones, tens, "ones ", "tens "
+		}
+		for mask := range 8 {
+			steps := [3]string{first, second, total}
+			for i, l := range [3]string{l1, l2, "sum "} {
+				if mask>>i&1 == 1 {
+					steps[i] = l + steps[i]
+				}
+			}
+			for _, s1 := range seps {
+				for _, s2 := range seps {
+					body := steps[0] + s1 + steps[1] + s2 + steps[2] + ". "
+					for _, c := range closing {
+						out = append(out, body+c)
+					}
+				}
+			}
+		}
 	}
 	return out
 }
 
-// Mix is a distribution over phrasings: P(ones first), P(labelled steps)
-// and the weights of the closing sentences.
+// NumAnswers is the number of valid answers to a problem (Answers).
+const NumAnswers = 2 * 8 * 4 * NumFinals
+
+// Mix is a distribution over phrasings: P(ones first), P(labelled steps),
+// the probability that each of the five parts (three step labels, two
+// separators) is independently written in the other wording, and the
+// weights of the closing sentences.
 type Mix struct {
 	OnesFirst float64
 	Labelled  float64
+	Swap      float64
 	Finals    [NumFinals]float64
 }
 
-// MixTarget is the target's phrasing mix (A): plain steps, mostly tens
-// first and "The answer is".
-var MixTarget = Mix{OnesFirst: 0.2, Finals: [NumFinals]float64{0.7, 0.15, 0.15}}
+// MixTarget is the target's phrasing mix (A): mostly plain steps, tens
+// first and "The answer is"; every wording of the draft's mix occurs in
+// it, rarely (labelled answers 10%, each part swapped 10%, "Total:" and
+// "Hence" 5% each), so that the target reads the draft's wording without
+// preferring it.
+var MixTarget = Mix{OnesFirst: 0.2, Labelled: 0.1, Swap: 0.1, Finals: [NumFinals]float64{0.6, 0.15, 0.15, 0.05, 0.05}}
 
 // MixDraft is the draft's phrasing mix (B): labelled steps, mostly ones
-// first and "Total:"; it shares no step wording or closing sentence with
-// MixTarget.
+// first and "Total:"; it never uses the target's preferred step wording or
+// closing sentence.
 var MixDraft = Mix{OnesFirst: 0.8, Labelled: 1, Finals: [NumFinals]float64{3: 0.7, 4: 0.3}}
 
-// draw picks a phrasing. A mix without labelled steps draws no number for
-// them, so MixTarget's examples are the same as before the labelled
-// wording existed.
+// draw picks a phrasing. A mix draws no number for labels or swaps it
+// never uses.
 func (m Mix) draw(r *rand.Rand) Phrasing {
 	ph := Phrasing{OnesFirst: r.Float64() < m.OnesFirst}
 	if m.Labelled > 0 {
 		ph.Labelled = r.Float64() < m.Labelled
+	}
+	if m.Swap > 0 {
+		for i := range 5 {
+			if r.Float64() < m.Swap {
+				ph.Swapped |= 1 << i
+			}
+		}
 	}
 	u, total, last := r.Float64(), 0.0, 0
 	for i, w := range m.Finals {

@@ -181,25 +181,28 @@ func TestJudgeSetLabelsAndRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, _, err := specdec.TrainJudge(ex, specdec.TrainOptions{Steps: 50, Balance: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	j.Threshold = 0.7
-	dir := t.TempDir()
-	if err := SaveJudge(dir, j, JudgeConfig{Target: "t"}); err != nil {
-		t.Fatal(err)
-	}
-	back, cfg, err := LoadJudge(osDirFS(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.HiddenSize != 32 || back.Threshold != 0.7 || back.B != j.B || !slices.Equal(back.W, j.W) || !IsJudge(osDirFS(dir)) {
-		t.Fatalf("judge round trip: %+v, config %+v", back, cfg)
-	}
-	rep := Evaluate(back, ex)
-	if rep.Positive+rep.Negative != len(ex) || rep.Negative < len(problems) {
-		t.Fatalf("report %+v", rep)
+	for _, margin := range []bool{false, true} {
+		j, _, err := specdec.TrainJudge(ex, specdec.TrainOptions{Steps: 50, Balance: true, Margin: margin})
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.Threshold = 0.7
+		dir := t.TempDir()
+		if err := SaveJudge(dir, j, JudgeConfig{Target: "t"}); err != nil {
+			t.Fatal(err)
+		}
+		back, cfg, err := LoadJudge(osDirFS(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.HiddenSize != 32 || cfg.Margin != margin || back.Margin != margin || back.Threshold != 0.7 || back.B != j.B ||
+			!slices.Equal(back.W, j.W) || !IsJudge(osDirFS(dir)) {
+			t.Fatalf("judge round trip (margin %v): %+v, config %+v", margin, back, cfg)
+		}
+		rep := Evaluate(back, ex)
+		if rep.Positive+rep.Negative != len(ex) || rep.Negative < len(problems) {
+			t.Fatalf("report %+v", rep)
+		}
 	}
 }
 

@@ -26,6 +26,7 @@ type JudgeConfig struct {
 	ModelType  string  `json:"model_type"` // "judge"
 	HiddenSize int     `json:"hidden_size"`
 	Threshold  float32 `json:"threshold"`
+	Margin     bool    `json:"margin,omitempty"` // the head also reads the logit margin (2·hidden+1 weights)
 	Target     string  `json:"target,omitempty"` // model the judge belongs to
 	Draft      string  `json:"draft,omitempty"`  // draft it was trained with
 }
@@ -39,7 +40,13 @@ const (
 // SaveJudge writes a judge folder: config.json and model.safetensors
 // (float32; the head is a few hundred numbers).
 func SaveJudge(dir string, j *specdec.Judge, cfg JudgeConfig) error {
-	cfg.ModelType, cfg.HiddenSize, cfg.Threshold = "judge", len(j.W), j.Threshold
+	cfg.ModelType, cfg.HiddenSize, cfg.Threshold, cfg.Margin = "judge", len(j.W), j.Threshold, j.Margin
+	if j.Margin {
+		if len(j.W)%2 != 1 {
+			return fmt.Errorf("decoders: save judge: a margin judge needs 2d+1 weights, has %d", len(j.W))
+		}
+		cfg.HiddenSize = (len(j.W) - 1) / 2
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("decoders: save judge: %w", err)
 	}
@@ -101,10 +108,10 @@ func LoadJudge(fsys fs.FS) (*specdec.Judge, JudgeConfig, error) {
 	if err != nil {
 		return nil, cfg, fmt.Errorf("decoders: judge: %w", err)
 	}
-	if w.Numel() != cfg.HiddenSize || w.Rank() != 1 || bias.Numel() != 1 {
-		return nil, cfg, fmt.Errorf("decoders: judge: weight %v and bias %v do not fit hidden_size %d", w.Shape(), bias.Shape(), cfg.HiddenSize)
+	if w.Numel() != specdec.Features(cfg.HiddenSize, cfg.Margin) || w.Rank() != 1 || bias.Numel() != 1 {
+		return nil, cfg, fmt.Errorf("decoders: judge: weight %v and bias %v do not fit hidden_size %d (margin %v)", w.Shape(), bias.Shape(), cfg.HiddenSize, cfg.Margin)
 	}
-	return &specdec.Judge{W: slices.Clone(w.Data()), B: bias.Data()[0], Threshold: cfg.Threshold}, cfg, nil
+	return &specdec.Judge{W: slices.Clone(w.Data()), B: bias.Data()[0], Threshold: cfg.Threshold, Margin: cfg.Margin}, cfg, nil
 }
 
 // answerError returns the index (into ids) of the first token of a
@@ -130,12 +137,15 @@ func answerError(p corpus.Problem, ids []int) int {
 
 // JudgeSet builds labelled answers for judge training or evaluation. For
 // each problem it adds, in this order, the draft's greedy answer (labelled
-// by the checker), one valid answer in a random phrasing, and two valid
-// answers with one digit changed (the first error at that digit, or later
-// when the change still reads as a valid prefix): the first written in a
-// phrasing of the draft's mix (the wording the judge sees during Judge
-// Decoding), the second in any phrasing. Labels come from the known
-// answers: tokens before the first error are acceptable, the error is not.
+// by the checker), one valid answer in a random phrasing, two valid answers
+// with one digit changed (the first error at that digit, or later when the
+// change still reads as a valid prefix), the first written in a phrasing of
+// the draft's mix (the wording the judge sees during Judge Decoding), the
+// second in any phrasing, and a mixed answer: a valid answer in a random
+// phrasing cut at a random point and continued greedily by the draft (what
+// the draft writes after the target has put in a token of its own wording
+// during Judge Decoding). Labels come from the known answers: tokens before
+// the first error are acceptable, the error is not.
 func JudgeSet(draft *llama.Model, problems []corpus.Problem, seed uint64) ([]specdec.Labeled, error) {
 	tok := tokenizer.New()
 	r := rand.New(rand.NewPCG(seed, 0x1d6e))
@@ -193,6 +203,13 @@ func JudgeSet(draft *llama.Model, problems []corpus.Problem, seed uint64) ([]spe
 			bad[i] = repl
 			add(prompt, append(tok.Encode(string(bad)), tokenizer.EOS), p)
 		}
+		head := tok.Encode(p.Text(phr[r.IntN(len(phr))]))
+		head = head[:1+r.IntN(len(head)-1)]
+		tail, err := Greedy(c, append(slices.Clone(prompt), head...), MaxAnswer-len(head))
+		if err != nil {
+			return nil, err
+		}
+		add(prompt, append(head, tail...), p)
 	}
 	return out, nil
 }
@@ -234,8 +251,8 @@ func Evaluate(j *specdec.Judge, ex []specdec.Example) JudgeReport {
 	scores, labels := make([]float64, len(ex)), make([]bool, len(ex))
 	var right, fa, fr int
 	for i, e := range ex {
-		scores[i], labels[i] = float64(j.Logit(e.Hidden)), e.OK
-		acc := j.Accept(e.Hidden)
+		scores[i], labels[i] = float64(j.Logit(e.Hidden, e.Margin)), e.OK
+		acc := j.Accept(e.Hidden, e.Margin)
 		if e.OK {
 			rep.Positive++
 			if !acc {
@@ -271,6 +288,9 @@ type JudgeOptions struct {
 	// MaxFalseAccept sets the threshold: the lowest one at which at most
 	// this fraction of the training errors is approved (default 0.02).
 	MaxFalseAccept float64
+	// Margin makes the head read the target's logit margin of each token
+	// as well as its hidden state (see specdec.Judge).
+	Margin bool
 }
 
 // TrainJudge fits a judge head on target's hidden states for answers
@@ -294,14 +314,14 @@ func TrainJudge(target, draft *llama.Model, o JudgeOptions) (*specdec.Judge, Jud
 	if err != nil {
 		return nil, JudgeReport{}, err
 	}
-	j, _, err := specdec.TrainJudge(ex, specdec.TrainOptions{Steps: 400, Balance: true})
+	j, _, err := specdec.TrainJudge(ex, specdec.TrainOptions{Steps: 400, Balance: true, Margin: o.Margin})
 	if err != nil {
 		return nil, JudgeReport{}, fmt.Errorf("decoders: %w", err)
 	}
 	var neg []float64
 	for _, e := range ex {
 		if !e.OK {
-			neg = append(neg, float64(j.Prob(e.Hidden)))
+			neg = append(neg, float64(j.Prob(e.Hidden, e.Margin)))
 		}
 	}
 	if len(neg) == 0 {
@@ -316,7 +336,7 @@ func TrainJudge(target, draft *llama.Model, o JudgeOptions) (*specdec.Judge, Jud
 }
 
 // PerProblem is the number of labelled answers JudgeSet makes per problem.
-const PerProblem = 4
+const PerProblem = 5
 
 // draftStats counts the draft answers (the first of every PerProblem
 // labelled answers) and the fraction without error.

@@ -282,7 +282,7 @@ func (d *Decoder) round(seq []int, k int) ([]int, error) {
 		ok := d.sampler.Uniform()*float64(q[x]) < float64(p[x]) // u < p/q
 		if !ok && d.opt.Judge != nil {
 			hd := len(hidden) / (k + 1)
-			if d.opt.Judge.Accept(hidden[(i+1)*hd : (i+2)*hd]) {
+			if d.opt.Judge.Accept(hidden[(i+1)*hd:(i+2)*hd], LogitMargin(all[i*V:(i+1)*V], x)) {
 				ok = true
 				d.stats.JudgeSaves++
 			}

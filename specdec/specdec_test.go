@@ -244,9 +244,8 @@ type plainOnly struct{ toy }
 func (p *plainOnly) Hidden() {}
 
 func TestTrainJudge(t *testing.T) {
-	r := rand.New(rand.NewPCG(4, 4))
-	var ex []Example
-	for i := 0; i < 400; i++ {
+	// separable: the label shows in one hidden feature.
+	separable := func(r *rand.Rand) Example {
 		ok := r.IntN(4) != 0
 		h := make([]float32, 6)
 		for k := range h {
@@ -258,26 +257,83 @@ func TestTrainJudge(t *testing.T) {
 			h[2] -= 4
 		}
 		h[5] += 100 // a large offset the standardisation must absorb
-		ex = append(ex, Example{Hidden: h, OK: ok})
+		return Example{Hidden: h, Margin: -float32(r.IntN(5)), OK: ok}
 	}
-	j, rep, err := TrainJudge(ex, TrainOptions{Balance: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep.Accuracy < 0.95 || rep.AUROC < 0.98 || rep.Positive+rep.Negative != len(ex) {
-		t.Fatalf("report %+v: want accuracy >= 0.95, AUROC >= 0.98", rep)
-	}
-	var agree int
-	for _, e := range ex {
-		if j.Accept(e.Hidden) == e.OK {
-			agree++
+	// kinds: tokens of one kind (h[0] = +1) are always fine, tokens of the
+	// other kind are fine only when the target prefers them (margin near
+	// 0); no linear function of the hidden state alone separates them.
+	kinds := func(r *rand.Rand) Example {
+		h := make([]float32, 4)
+		for k := range h {
+			h[k] = float32(r.NormFloat64()) * 0.3
 		}
+		word := r.IntN(2) == 0
+		if word {
+			h[0] += 1
+		} else {
+			h[0] -= 1
+		}
+		m := -float32(r.ExpFloat64() * 4)
+		return Example{Hidden: h, Margin: m, OK: word || m > -1}
 	}
-	if float64(agree)/float64(len(ex)) != rep.Accuracy {
-		t.Fatalf("folded judge accuracy %.3f differs from the report %.3f", float64(agree)/float64(len(ex)), rep.Accuracy)
+	tests := []struct {
+		name      string
+		gen       func(*rand.Rand) Example
+		margin    bool
+		minAUROC  float64
+		maxAUROC  float64
+		minAccept float64
+	}{
+		{"separable", separable, false, 0.98, 1, 0.95},
+		{"separable with margin", separable, true, 0.98, 1, 0.95},
+		{"kinds without margin", kinds, false, 0, 0.95, 0},
+		{"kinds with margin", kinds, true, 0.97, 1, 0.9},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(4, 4))
+			var ex []Example
+			for range 600 {
+				ex = append(ex, tc.gen(r))
+			}
+			j, rep, err := TrainJudge(ex, TrainOptions{Balance: true, Margin: tc.margin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Accuracy < tc.minAccept || rep.AUROC < tc.minAUROC || rep.AUROC > tc.maxAUROC || rep.Positive+rep.Negative != len(ex) {
+				t.Fatalf("report %+v: want accuracy >= %g, AUROC in [%g, %g]", rep, tc.minAccept, tc.minAUROC, tc.maxAUROC)
+			}
+			if want := Features(len(ex[0].Hidden), tc.margin); len(j.W) != want || j.Margin != tc.margin {
+				t.Fatalf("%d weights (margin %v), want %d", len(j.W), j.Margin, want)
+			}
+			var agree int
+			for _, e := range ex {
+				if j.Accept(e.Hidden, e.Margin) == e.OK {
+					agree++
+				}
+			}
+			if float64(agree)/float64(len(ex)) != rep.Accuracy {
+				t.Fatalf("folded judge accuracy %.3f differs from the report %.3f", float64(agree)/float64(len(ex)), rep.Accuracy)
+			}
+		})
 	}
 	if _, _, err := TrainJudge(nil, TrainOptions{}); err == nil {
 		t.Fatal("no examples: want an error")
+	}
+}
+
+func TestLogitMargin(t *testing.T) {
+	logits := []float32{1, 3, -2, 2.5}
+	for _, tc := range []struct {
+		x    int
+		want float32
+	}{{1, 0}, {3, -0.5}, {2, -5}} {
+		if got := LogitMargin(logits, tc.x); got != tc.want {
+			t.Errorf("LogitMargin(%v, %d) = %g, want %g", logits, tc.x, got, tc.want)
+		}
+	}
+	if got := LogitMargin([]float32{0, 100}, 0); got != MinMargin {
+		t.Errorf("margin not bounded: %g", got)
 	}
 }
 

@@ -157,18 +157,21 @@ func trainJudge(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("train judge", "--target T --draft D --out DIR [flags]", `Trains the Judge Decoding head of a target: the draft answers training
 problems, each answer is labelled automatically (tokens before its first
 departure from every valid answer are acceptable, the departing token is
-not), together with a valid answer in a random phrasing and two with a
-digit changed; a logistic regression on the target's last hidden states
-(before the final norm) learns the labels. The threshold is the lowest that
+not), together with a valid answer in a random phrasing, two with a digit
+changed and one cut at a random point and finished by the draft; a
+logistic regression on the target's last hidden states (before the final
+norm) and, with --margin, the target's logit margin of each token learns
+the labels. The threshold is the lowest that
 approves at most --max-false-accept of the training errors. Reports the
 AUROC on held-out problems, and writes config.json and model.safetensors to
 --out.`, stderr)
 	targetRef := fs.String("target", "target", "target model (embedded name or folder)")
 	draftRef := fs.String("draft", "draft", "draft model (embedded name or folder)")
 	out := fs.String("out", "", "output folder for the judge (required)")
-	problems := fs.Int("problems", 500, "training problems (four labelled answers each)")
+	problems := fs.Int("problems", 500, "training problems (five labelled answers each)")
 	heldOut := fs.Int("heldout", 200, "held-out problems for the reported AUROC")
 	maxFA := fs.Float64("max-false-accept", 0.02, "fraction of training errors the threshold may approve")
+	margin := fs.Bool("margin", true, "the head also reads the target's logit margin of each token")
 	seed := fs.Uint64("seed", 0, "problem seed")
 	threads := fs.Int("threads", 0, "worker threads (default: all cores)")
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
@@ -193,7 +196,7 @@ AUROC on held-out problems, and writes config.json and model.safetensors to
 		return err
 	}
 	began := time.Now()
-	j, trainRep, err := decoders.TrainJudge(target, draft, decoders.JudgeOptions{Problems: *problems, Seed: *seed, MaxFalseAccept: *maxFA})
+	j, trainRep, err := decoders.TrainJudge(target, draft, decoders.JudgeOptions{Problems: *problems, Seed: *seed, MaxFalseAccept: *maxFA, Margin: *margin})
 	if err != nil {
 		return err
 	}
