@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"tessera/autodiff"
@@ -82,6 +83,10 @@ type Options struct {
 	Eval      func(m *llama.Model) (string, float64, error)
 	EvalEvery int
 	Progress  progress.Options
+	// Init, when set, is a trained model of the same configuration whose
+	// weights the run starts from (fine-tuning) instead of a random
+	// initialisation; Init itself is not changed.
+	Init *llama.Model
 }
 
 // Train fits a new decoder to src and returns it with the loop's result.
@@ -100,6 +105,11 @@ func Train(ctx context.Context, src Source, o Options) (*llama.Model, train.Resu
 	model, err := llama.New(o.Config, rng)
 	if err != nil {
 		return nil, train.Result{}, fmt.Errorf("decoders: %w", err)
+	}
+	if o.Init != nil {
+		if err := copyWeights(model, o.Init); err != nil {
+			return nil, train.Result{}, err
+		}
 	}
 	params := nn.Trainable(model)
 	opt := optim.NewAdamW(params, optim.AdamWConfig{LR: o.LR, Beta2: 0.98, WeightDecay: 0.05, DecayMatricesOnly: true})
@@ -149,6 +159,27 @@ func Train(ctx context.Context, src Source, o Options) (*llama.Model, train.Resu
 		return nil, res, fmt.Errorf("decoders: %w", err)
 	}
 	return model, res, nil
+}
+
+// copyWeights sets every parameter of dst to the value of the parameter
+// of the same name in src; the two must have the same shapes.
+func copyWeights(dst, src *llama.Model) error {
+	from := map[string]*tensor.Tensor{}
+	for _, p := range nn.NamedParams(src) {
+		from[p.Name] = p.Var.Value
+	}
+	to := nn.NamedParams(dst)
+	if len(to) != len(from) {
+		return fmt.Errorf("decoders: init model has %d parameters, the configuration %d", len(from), len(to))
+	}
+	for _, p := range to {
+		v, ok := from[p.Name]
+		if !ok || !slices.Equal(v.Shape(), p.Var.Value.Shape()) {
+			return fmt.Errorf("decoders: init model does not fit the configuration at %s", p.Name)
+		}
+		copy(p.Var.Value.Data(), v.Data())
+	}
+	return nil
 }
 
 // Loss is the mean next-token loss of m over batches of sequences (no

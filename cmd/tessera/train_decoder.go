@@ -31,7 +31,8 @@ Corpora:
 --config is a config.json, or "target" / "draft" for the built-in sizes
 (6 layers of 192 / 2 layers of 96). With --checkpoints the run saves
 resumable state every --checkpoint-every steps and resumes from the newest
-checkpoint there; Ctrl-C saves before stopping.`, stderr)
+checkpoint there; Ctrl-C saves before stopping. --init fine-tunes a trained
+model instead of starting from random weights.`, stderr)
 	corpusName := fs.String("corpus", "", "training corpus: arith-target, arith-draft or shakespeare (required)")
 	configRef := fs.String("config", "target", `model config: "target", "draft" or a config.json path`)
 	out := fs.String("out", "", "output folder for the trained model (required)")
@@ -45,6 +46,7 @@ checkpoint there; Ctrl-C saves before stopping.`, stderr)
 	dataDir := fs.String("data", "", "folder holding tinyshakespeare.txt (default: ../shared/data/text)")
 	evalN := fs.Int("eval", 200, "held-out problems (arith) for the final accuracy")
 	threads := fs.Int("threads", 0, "worker threads (default: all cores)")
+	initRef := fs.String("init", "", "start from this trained model (embedded name or folder) instead of random weights; its config is used")
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
 	if err := parseFlags(fs, args, false); err != nil {
 		return err
@@ -69,6 +71,14 @@ checkpoint there; Ctrl-C saves before stopping.`, stderr)
 			return err
 		}
 		cfg = c
+	}
+	var init *llama.Model
+	if *initRef != "" {
+		m, err := loadDecoder(*initRef)
+		if err != nil {
+			return err
+		}
+		init, cfg = m, m.Config
 	}
 	var src decoders.Source
 	var valid [][][]int
@@ -98,7 +108,7 @@ checkpoint there; Ctrl-C saves before stopping.`, stderr)
 	ctx, stop := signalContext()
 	defer stop()
 	opts := decoders.Options{Config: cfg, Steps: *steps, Batch: *batch, SeqLen: *seqLen, LR: float32(*lr), Seed: *seed,
-		CheckpointDir: *ckpt, CheckpointEvery: *ckptEvery, Progress: progress.Options{Out: stderr, Label: "train decoder"}}
+		CheckpointDir: *ckpt, CheckpointEvery: *ckptEvery, Progress: progress.Options{Out: stderr, Label: "train decoder"}, Init: init}
 	if valid != nil {
 		opts.EvalEvery = max(*steps/5, 1)
 		opts.Eval = func(m *llama.Model) (string, float64, error) {
