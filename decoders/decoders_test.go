@@ -207,3 +207,32 @@ func TestJudgeSetLabelsAndRoundTrip(t *testing.T) {
 }
 
 func osDirFS(dir string) fs.FS { return os.DirFS(dir) }
+
+// TestInitFineTunes checks that a run with Init starts from the given
+// weights (a near-zero learning rate leaves them unchanged) and that a
+// model of another shape is refused.
+func TestInitFineTunes(t *testing.T) {
+	src := ArithSource{Split: corpus.TrainTarget}
+	base, err := llama.New(tinyConfig(), tensor.NewRNG(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Config: tinyConfig(), Steps: 2, Batch: 2, SeqLen: 16, LR: 1e-12, Seed: 1, Init: base,
+		Progress: progress.Options{Mode: progress.Silent}}
+	m, _, err := Train(context.Background(), src, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := m.Model.EmbedTokens.Weight.Value.Data(), base.Model.EmbedTokens.Weight.Value.Data()
+	for i := range a {
+		if d := math.Abs(float64(a[i] - b[i])); d > 1e-6 {
+			t.Fatalf("embedding %d moved from %g to %g", i, b[i], a[i])
+		}
+	}
+	other := tinyConfig()
+	other.IntermediateSize = 48
+	o.Config = other
+	if _, _, err := Train(context.Background(), src, o); err == nil {
+		t.Fatal("init model of another shape: no error")
+	}
+}
