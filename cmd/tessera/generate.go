@@ -111,8 +111,13 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 		if *class >= 0 {
 			return usagef("model %s takes --prompt, not --class", *modelRef)
 		}
+		if flexOpt != nil {
+			return usagef("--flex is for class models; model %s is text-to-image", *modelRef)
+		}
+		cacheOpt.Log = func(msg string) { fmt.Fprintln(stderr, msg) }
+		cacheOpt.Dir = *cacheDir
 		return generateFromText(fsys, *modelRef, *prompt, *n, *out, *grid, *asJSON, stdout,
-			t2i.GenerateOptions{Seed: *seed, Steps: *steps, Sampler: *sampler, Schedule: *schedule, Shift: *shift, CFG: *cfg, Batch: *batch, Precision: *precision, Progress: prog})
+			t2i.GenerateOptions{Seed: *seed, Steps: *steps, Sampler: *sampler, Schedule: *schedule, Shift: *shift, CFG: *cfg, Batch: *batch, Precision: *precision, Progress: prog, Cache: cacheOpt})
 	}
 	if !dit.IsConfig(raw) {
 		return fmt.Errorf("model %s is not an image model (its config.json describes neither a DiT nor a text-to-image DiT)", *modelRef)
@@ -169,7 +174,9 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 }
 
 // generateFromText runs a text-to-image model on one prompt repeated n
-// times (each image with its own noise).
+// times (each image with its own noise), with block caching when o.Cache
+// is on (calibrated on the prompt; --json then reports the cache's hits
+// per block as for class models).
 func generateFromText(fsys iofs.FS, ref, prompt string, n int, out string, grid, asJSON bool, stdout io.Writer, o t2i.GenerateOptions) error {
 	if strings.TrimSpace(prompt) == "" {
 		return usagef("model %s needs a non-empty --prompt", ref)
@@ -183,11 +190,15 @@ func generateFromText(fsys iofs.FS, ref, prompt string, n int, out string, grid,
 	for i := range prompts {
 		prompts[i], labels[i] = prompt, prompt
 	}
-	imgs, st, err := t2i.Generate(m, prompts, o)
+	imgs, st, err := t2i.GenerateAccel(m, prompts, o)
 	if err != nil {
 		return err
 	}
-	return writeGenerated(out, imgs, labels, grid, asJSON, st, nil, ref, stdout)
+	var accel map[string]any
+	if st.Cache != nil {
+		accel = map[string]any{"cache": st.Cache}
+	}
+	return writeGenerated(out, imgs, labels, grid, asJSON, st.Stats, accel, ref, stdout)
 }
 
 // writeGenerated writes DIR/NNNN.png, labels.json and optionally grid.png
