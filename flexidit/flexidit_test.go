@@ -10,6 +10,7 @@ import (
 	"tessera/autodiff"
 	"tessera/diffusion"
 	"tessera/dit"
+	"tessera/models"
 	"tessera/nn"
 	"tessera/tensor"
 )
@@ -381,4 +382,30 @@ func maxAbs(a []float32) float64 {
 		m = math.Max(m, math.Abs(float64(v)))
 	}
 	return m
+}
+
+func TestOpenEmbedded(t *testing.T) {
+	fsys, err := models.Open("mnist")
+	if err != nil {
+		t.Skip("no embedded mnist:", err)
+	}
+	m, err := dit.LoadFS(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(m, "mnist-flex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Config.WeakPatch != 8 || len(f.LoRA) == 0 || f.Config.Shared {
+		t.Errorf("mnist-flex config %+v with %d adapters, want the LoRA variant at patch 8", f.Config, len(f.LoRA))
+	}
+	x := tensor.NewRNG(1).Normal(1, 1, 32, 32)
+	v, err := f.PredictWeak(x, []float32{1000}, []int{3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Numel() != 32*32 {
+		t.Errorf("prediction of %d values", v.Numel())
+	}
 }
