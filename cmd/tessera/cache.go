@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"image/color"
 	"io"
+	iofs "io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"tessera/bench"
@@ -17,6 +19,7 @@ import (
 	"tessera/imagegen"
 	"tessera/internal/progress"
 	"tessera/models"
+	"tessera/t2i"
 	"tessera/tensor"
 )
 
@@ -38,10 +41,16 @@ between sampling steps. Subcommands:
 
 Profiles and plans are made per (model, sampler, schedule, steps, cfg) and
 stored in --cache-dir (default $TESSERA_CACHE_DIR or the user cache folder).
+Class models calibrate on their classes; text-to-image models (emoji)
+calibrate on the prompts of --prompt (repeatable) or --prompts FILE (one
+per line), and their profiles and plans are stored per prompt list:
+'generate --model emoji --prompt P --cache …' calibrates on P, so
+'cache plan --model emoji --prompt P' shows the plan it uses.
 
-Example:
+Examples:
   tessera cache profile --model mnist --steps 32 --cfg 4 --out runs/profile
-  tessera cache plan --model mnist --steps 32 --cfg 4 --threshold 0.1 --ss`
+  tessera cache plan --model mnist --steps 32 --cfg 4 --threshold 0.1 --ss
+  tessera cache plan --model emoji --cfg 4 --prompt "red heart" --ss`
 
 func runCache(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "profile" && args[0] != "plan") {
@@ -67,6 +76,15 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	ss := fs.Bool("ss", false, "plan: train the scale-shift scalars")
 	threads := fs.Int("threads", 0, "worker threads (default: all cores)")
 	asJSON := fs.Bool("json", false, "plan: print the plan as JSON")
+	var prompts []string
+	fs.Func("prompt", "calibration prompt of a text-to-image model (repeat for several)", func(v string) error {
+		if strings.TrimSpace(v) == "" {
+			return fmt.Errorf("empty prompt")
+		}
+		prompts = append(prompts, v)
+		return nil
+	})
+	promptFile := fs.String("prompts", "", "file of calibration prompts for a text-to-image model, one per line")
 	if err := parseFlags(fs, args[1:], false); err != nil {
 		return err
 	}
@@ -80,20 +98,56 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	case sub == "profile" && *out == "":
 		return usagef("--out is required")
 	}
+	if *promptFile != "" {
+		raw, err := os.ReadFile(*promptFile)
+		if err != nil {
+			return fmt.Errorf("--prompts: %w", err)
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			if strings.TrimSpace(line) != "" {
+				prompts = append(prompts, strings.TrimRight(line, "\r"))
+			}
+		}
+	}
 	setThreads(*threads)
 	fsys, err := models.Open(*modelRef)
 	if err != nil {
 		return err
 	}
-	m, err := dit.LoadFS(fsys)
+	raw, err := iofs.ReadFile(fsys, "config.json")
 	if err != nil {
 		return fmt.Errorf("model %s: %w", *modelRef, err)
 	}
-	gen := imagegen.GenerateOptions{Steps: *steps, Sampler: *sampler, Schedule: *schedule, Shift: *shift, CFG: *cfg}
 	copts := imagegen.CacheOptions{Mode: "plan", Threshold: *threshold, Dir: *cacheDir, Calibration: *samples,
 		Log: func(msg string) { fmt.Fprintln(stderr, msg) }}
+	// profileOf and planOf compute or load for the model's kind.
+	var profileOf func() (*blockcache.Profile, string, error)
+	var planOf func() (*blockcache.Plan, string, error)
+	if t2i.IsConfig(raw) {
+		if len(prompts) == 0 {
+			return usagef("model %s is text-to-image: give calibration prompts with --prompt or --prompts", *modelRef)
+		}
+		m, err := t2i.LoadFS(fsys)
+		if err != nil {
+			return fmt.Errorf("model %s: %w", *modelRef, err)
+		}
+		gen := t2i.GenerateOptions{Steps: *steps, Sampler: *sampler, Schedule: *schedule, Shift: *shift, CFG: *cfg}
+		profileOf = func() (*blockcache.Profile, string, error) { return t2i.CacheProfile(m, gen, copts, prompts) }
+		planOf = func() (*blockcache.Plan, string, error) { return t2i.CachePlan(m, gen, copts, prompts) }
+	} else {
+		if len(prompts) > 0 {
+			return usagef("model %s is class-conditional: it calibrates on its classes, not on --prompt", *modelRef)
+		}
+		m, err := dit.LoadFS(fsys)
+		if err != nil {
+			return fmt.Errorf("model %s: %w", *modelRef, err)
+		}
+		gen := imagegen.GenerateOptions{Steps: *steps, Sampler: *sampler, Schedule: *schedule, Shift: *shift, CFG: *cfg}
+		profileOf = func() (*blockcache.Profile, string, error) { return imagegen.CacheProfile(m, gen, copts) }
+		planOf = func() (*blockcache.Plan, string, error) { return imagegen.CachePlan(m, gen, copts) }
+	}
 	if sub == "profile" {
-		prof, stored, err := imagegen.CacheProfile(m, gen, copts)
+		prof, stored, err := profileOf()
 		if err != nil {
 			return err
 		}
@@ -112,7 +166,7 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	if *ss {
 		copts.Mode = "ss"
 	}
-	plan, stored, err := imagegen.CachePlan(m, gen, copts)
+	plan, stored, err := planOf()
 	if err != nil {
 		return err
 	}
