@@ -284,3 +284,111 @@ func TestTrainScaleShiftReducesLoss(t *testing.T) {
 		t.Errorf("hit rate %g with an all-reuse plan", hr)
 	}
 }
+
+// staged is a network that is not a *dit.Model, as t2i.Prompted is not:
+// the cache runs it through dit.Staged alone.
+type staged struct{ m *dit.Model }
+
+func (s staged) Check(x []int, t []float32, y []int) error { return s.m.Check(x, t, y) }
+func (s staged) SampleShape() []int                        { return s.m.SampleShape() }
+func (s staged) Embed(g *autodiff.Graph, x *autodiff.Var) *autodiff.Var {
+	return s.m.Embed(g, x)
+}
+func (s staged) Condition(g *autodiff.Graph, t []float32, y []int) *autodiff.Var {
+	return s.m.Condition(g, t, y)
+}
+func (s staged) Depth() int { return s.m.Depth() }
+func (s staged) RunBlock(g *autodiff.Graph, i int, h, c *autodiff.Var) *autodiff.Var {
+	return s.m.RunBlock(g, i, h, c)
+}
+func (s staged) Decode(g *autodiff.Graph, h, c *autodiff.Var) *autodiff.Var {
+	return s.m.Decode(g, h, c)
+}
+func (s staged) Channels(out *tensor.Tensor) *tensor.Tensor { return s.m.Channels(out) }
+func (s staged) Null() int                                  { return s.m.Null() }
+func (s staged) Weights() any                               { return s.m }
+
+// Store computes a profile and a trained plan once and loads them
+// afterwards; a network that is not a DiT needs its fingerprint given.
+func TestStoreComputesOnce(t *testing.T) {
+	m := tinyModel(t)
+	var logs []string
+	st := Store{Dir: t.TempDir(), Log: func(s string) { logs = append(logs, s) }}
+	o := ProfileOptions{Steps: 4, CFG: 2, Samples: 3, Batch: 3}
+	for _, net := range []dit.Staged{m, staged{m}} {
+		oo := o
+		if _, ok := net.(*dit.Model); !ok {
+			if _, _, err := st.Profile(net, oo); err == nil {
+				t.Fatal("a network without a fingerprint was stored")
+			}
+			oo.Model, oo.Calibration = "wrapped", "x"
+		}
+		logs = nil
+		p1, path1, err := st.Plan(net, oo, 10, true) // reuse after evaluation 0
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(logs) != 2 {
+			t.Errorf("first plan logged %q, want profiling and training", logs)
+		}
+		p2, path2, err := st.Plan(net, oo, 10, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(logs) != 2 || path1 != path2 || p2.Setting != p1.Setting || p2.Scale[Cond] == nil {
+			t.Errorf("second plan: logs %q, path %s (first %s), setting %+v", logs, path2, path1, p2.Setting)
+		}
+		if _, _, err := st.Plan(net, oo, 0, false); err == nil {
+			t.Error("threshold 0 accepted")
+		}
+	}
+}
+
+// The cache runs any dit.Staged network as it runs the DiT itself.
+func TestCacheOnStagedNetwork(t *testing.T) {
+	m := tinyModel(t)
+	rng := tensor.NewRNG(5)
+	x := rng.Normal(4, 1, 8, 8)
+	ts := []float32{700, 700, 700, 700}
+	y := []int{2, 1, 3, 3}
+	p := plan(m, 2, 2, [3]int{Cond, 1, 1}, [3]int{Uncond, 2, 1})
+	a, b := must(New(m, p)), must(New(staged{m}, p))
+	for e := 0; e < 2; e++ {
+		x := tensor.Scale(x, float32(1+e))
+		ga, err := a.Predict(x, ts, y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gb, err := b.Predict(x, ts, y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := maxDiff(ga.Data(), gb.Data()); d > 1e-6 {
+			t.Errorf("evaluation %d: the staged network differs from the DiT by %g", e, d)
+		}
+	}
+	if a.Stats().HitRate() != b.Stats().HitRate() || b.Stats().Blocks[1].Reused != [2]int{1, 0} || b.Stats().Blocks[2].Reused != [2]int{0, 1} {
+		t.Errorf("statistics %+v, want those of the DiT %+v", b.Stats(), a.Stats())
+	}
+	if r := b.Stats().HitRates(); len(r) != 3 || r[0] != 0 || r[1] != 0.25 {
+		t.Errorf("per-block hit rates %v, want [0 0.25 0.25]", r)
+	}
+}
+
+func TestMalformedPlansRejected(t *testing.T) {
+	m := tinyModel(t)
+	short := plan(m, 3, 2)
+	short.Compute[Uncond][1] = short.Compute[Uncond][1][:2]
+	scaled := plan(m, 2, 2)
+	scaled.Scale[Cond] = [][]float32{{1, 1}, {1, 1}, {1, 1}}
+	deep := plan(m, 2, 2)
+	deep.Compute[Cond] = deep.Compute[Cond][:2]
+	for name, p := range map[string]*Plan{"row too short": short, "scale without bias": scaled, "too few blocks": deep} {
+		if _, err := New(m, p); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+		if _, _, err := TrainScaleShift(m, p, ScaleShiftOptions{Samples: 1, Batch: 1, Epochs: 1}); err == nil {
+			t.Errorf("%s: scale-shift training accepted it", name)
+		}
+	}
+}
