@@ -213,16 +213,18 @@ func plotProfile(path string, p *blockcache.Profile) error {
 }
 
 func init() {
-	register(&command{name: "flexify", summary: "FlexiDiT: add a weak patch size to a DiT and fine-tune it (base frozen)", run: runFlexify})
+	register(&command{name: "flexify", summary: "FlexiDiT: add a weak patch size to a DiT and fine-tune it", run: runFlexify})
 }
 
 const flexifyAbout = `Adds a weak (larger) patch size to a class-conditional MNIST DiT: patch
 embedding initialised by the pseudo-inverse of bilinear resize, upsampled
 de-embedding, patch-centre positions, a patch-size embedding and, with
 --lora R, weak-only LoRA adapters on attention and MLP. Fine-tunes these on
-MNIST (flow matching plus distillation to the powerful model) with the base
-frozen, and writes them to --out (config.json, model.safetensors). Use
-them with 'generate --flex T_weak --flex-model DIR'.
+MNIST (flow matching plus distillation to the powerful model): with --lora R
+the base stays frozen; with --lora 0 every weight trains, with a random
+patch size per batch and distillation to a frozen copy of the original.
+Writes the result to --out (config.json, model.safetensors). Use it with
+'generate --flex T_weak --flex-model DIR'.
 
 Example:
   tessera flexify --model mnist --steps 400 --out runs/mnist-flex`

@@ -55,7 +55,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	cacheSpec := fs.String("cache", "off", "block caching: off, ss[:d] (schedule + trained scale-shift, recommended), plan[:d], dynamic[:threshold]; d defaults to 0.05")
 	cacheDir := fs.String("cache-dir", "", "where block-cache profiles and plans are stored (default: $TESSERA_CACHE_DIR or the user cache folder)")
 	flexSpec := fs.String("flex", "", "FlexiDiT: number of weak-patch steps T_weak, optionally ,reverse or ,weak-guidance (needs --flex-model)")
-	flexModel := fs.String("flex-model", "", "folder of the flexified model (tessera flexify) for --flex")
+	flexModel := fs.String("flex-model", "", "flexified model for --flex: embedded name (mnist-flex) or folder written by tessera flexify")
 	precision := fs.String("precision", "auto", "arithmetic of the network's products: auto (bf16 where the CPU has native bfloat16 dot products, else f32), f32, bf16")
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
 	if err := parseFlags(fs, args, false); err != nil {
@@ -87,7 +87,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 			return usageError{err.Error()}
 		}
 		if *flexModel == "" {
-			return usagef("--flex needs --flex-model, the folder of the flexified model")
+			return usagef("--flex needs --flex-model, the flexified model (e.g. mnist-flex)")
 		}
 		flexOpt = &f
 	}
@@ -130,7 +130,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("model %s: %w", *modelRef, err)
 	}
 	if flexOpt != nil {
-		if flexOpt.Model, err = flexidit.Load(m, *flexModel); err != nil {
+		if flexOpt.Model, err = flexidit.Open(m, *flexModel); err != nil {
 			return fmt.Errorf("--flex-model %s: %w", *flexModel, err)
 		}
 	}
