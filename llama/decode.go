@@ -122,6 +122,12 @@ func (d *decoder) step(token int) {
 		decodeTeam.run(n, unit, threads*chunksPerThread, fn)
 	}
 
+	// Chunks of q|k|v hold whole heads and start on multiples of 4 rows,
+	// where the GEMV's results do not depend on the cut.
+	headUnit := hd
+	if hd%4 != 0 {
+		headUnit = 2 * hd
+	}
 	x, xn := c.x[:dm], c.xn[:dm]
 	copy(x, data(e.embed)[token*dm:(token+1)*dm])
 	d.pos = c.n
@@ -129,7 +135,7 @@ func (d *decoder) step(token int) {
 		ls := &e.layers[l]
 		d.layer = l
 		rmsNorm(xn, x, eps, data(ls.inNorm))
-		run(rows, hd, d.qkvFn)
+		run(rows, headUnit, d.qkvFn)
 		run(H, 1, d.attnFn)
 		run(dm, 4, d.oFn)
 		rmsNorm(xn, x, eps, data(ls.postNorm))

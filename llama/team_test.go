@@ -59,8 +59,20 @@ func TestTeamRunCovers(t *testing.T) {
 // thread and on a team: chunks are cut on multiples of 4 rows and whole
 // heads, which the kernels' results do not depend on.
 func TestDecodeThreadsAgree(t *testing.T) {
-	cfg := Config{VocabSize: 96, HiddenSize: 64, IntermediateSize: 176, NumHiddenLayers: 2,
-		NumAttentionHeads: 4, NumKeyValueHeads: 2, RMSNormEps: 1e-5, RopeTheta: 10000}
+	cfgs := []Config{
+		{VocabSize: 96, HiddenSize: 64, IntermediateSize: 176, NumHiddenLayers: 2,
+			NumAttentionHeads: 4, NumKeyValueHeads: 2, RMSNormEps: 1e-5, RopeTheta: 10000},
+		// Heads of 6 rows, 9 of them in q|k|v: cut into chunks of single
+		// heads, some would start off a multiple of 4 rows.
+		{VocabSize: 50, HiddenSize: 42, IntermediateSize: 100, NumHiddenLayers: 2,
+			NumAttentionHeads: 7, NumKeyValueHeads: 1, RMSNormEps: 1e-5, RopeTheta: 10000},
+	}
+	for _, cfg := range cfgs {
+		decodeThreadsAgree(t, cfg)
+	}
+}
+
+func decodeThreadsAgree(t *testing.T, cfg Config) {
 	e := randomEngine(cfg, 4)
 	decode := func(threads int) []float32 {
 		defer parallel.SetThreads(parallel.SetThreads(threads))
@@ -80,7 +92,7 @@ func TestDecodeThreadsAgree(t *testing.T) {
 	}
 	one, two := decode(1), decode(2)
 	if !slices.Equal(one, two) {
-		t.Fatal("decoded logits differ between 1 and 2 threads")
+		t.Fatalf("head dim %d: decoded logits differ between 1 and 2 threads", cfg.HeadDim())
 	}
 }
 
