@@ -54,14 +54,14 @@ type helper struct {
 	wake   chan struct{}
 }
 
-// Spin limits: a helper parks after helperSpins empty polls (a
-// millisecond or so), a caller waiting for chunks held by helpers sleeps
-// after callerSpins polls (tens of microseconds, far more than a chunk
-// takes unless the helper's thread was descheduled), and spinners yield
-// the processor every yieldEvery polls.
+// Spin limits: a helper parks after helperSpins empty polls (a fraction
+// of a millisecond), a caller waiting for chunks held by helpers sleeps
+// after spinning for callerSpin (more than a chunk of the largest
+// matrices takes unless the helper's thread was descheduled), and
+// spinners yield the processor every yieldEvery polls.
 const (
 	helperSpins = 1 << 16
-	callerSpins = 1 << 12
+	callerSpin  = 200 * time.Microsecond
 	yieldEvery  = 64
 )
 
@@ -126,11 +126,17 @@ func (t *team) run(n, unit, chunks int, fn func(lo, hi int)) {
 	}
 	for t.claim() {
 	}
+	var start time.Time
 	for spins := 1; t.done.Load() < int64(chunks); spins++ {
-		if spins%yieldEvery == 0 {
-			runtime.Gosched()
+		if spins%yieldEvery != 0 {
+			continue
 		}
-		if spins >= callerSpins {
+		runtime.Gosched()
+		if start.IsZero() {
+			start = time.Now()
+			continue
+		}
+		if time.Since(start) > callerSpin {
 			// A helper holding a chunk is not running (a loaded machine):
 			// sleep so that its thread can have this core.
 			t0 := time.Now()
