@@ -54,15 +54,17 @@ type helper struct {
 	wake   chan struct{}
 }
 
-// Spin limits: a helper parks after helperSpins empty polls (a fraction
-// of a millisecond), a caller waiting for chunks held by helpers sleeps
-// after spinning for callerSpin (more than a chunk of the largest
-// matrices takes unless the helper's thread was descheduled), and
+// Spin limits: a helper parks after helperSpin without work (far longer
+// than the gaps between the loops of a step, or between the steps of a
+// generation; short enough not to get in the way of other work, such as
+// the next prompt's batched prefill), a caller waiting for chunks held by
+// helpers sleeps after spinning for callerSpin (more than a chunk of the
+// largest matrices takes unless the helper's thread was descheduled), and
 // spinners yield the processor every yieldEvery polls.
 const (
-	helperSpins = 1 << 16
-	callerSpin  = 200 * time.Microsecond
-	yieldEvery  = 64
+	helperSpin = 100 * time.Microsecond
+	callerSpin = 200 * time.Microsecond
+	yieldEvery = 64
 )
 
 // Stall detection: see team.stalled.
@@ -179,19 +181,25 @@ func (t *team) claim() bool {
 // loop is a helper's life: claim chunks, spin while there are none, park
 // when none come for a while.
 func (t *team) loop(h *helper) {
+	var idle time.Time // when the helper last found no work, checked every yieldEvery polls
 	for spins := 0; ; {
 		if t.claim() {
-			spins = 0
+			spins, idle = 0, time.Time{}
 			continue
 		}
 		spins++
-		if spins%yieldEvery == 0 {
-			runtime.Gosched()
-		}
-		if spins < helperSpins {
+		if spins%yieldEvery != 0 {
 			continue
 		}
-		spins = 0
+		runtime.Gosched()
+		if idle.IsZero() {
+			idle = time.Now()
+			continue
+		}
+		if time.Since(idle) < helperSpin {
+			continue
+		}
+		spins, idle = 0, time.Time{}
 		h.parked.Store(true)
 		if t.claimable() && h.parked.CompareAndSwap(true, false) {
 			continue // work arrived while parking
