@@ -156,22 +156,35 @@ func (d *Decoder) Generate(prompt []int, maxNew int) ([]int, error) {
 		return nil, errors.New("specdec: Generate needs empty caches")
 	}
 	seq := append([]int(nil), prompt...)
-	logits, err := d.target.Prefill(seq)
-	if err != nil {
-		return nil, fmt.Errorf("specdec: target prefill: %w", err)
-	}
 	if maxNew <= 0 {
+		if _, err := d.target.Prefill(seq); err != nil {
+			return nil, fmt.Errorf("specdec: target prefill: %w", err)
+		}
 		return nil, nil
 	}
-	// The first token comes from the target alone; from then on the
-	// target cache holds every token but the last one of seq.
-	d.ensure(len(logits))
-	first := d.sampler.Sample(logits)
-	seq = append(seq, first)
-	d.stats.Emitted++
-	if d.opt.StopAtEOS && first == d.opt.EOS {
-		return seq[len(prompt):], nil
+	// From here on the target cache holds every token but the last one of
+	// seq, so the first answer token is drafted and verified like the rest
+	// (with a one-token prompt the target chooses it alone).
+	if len(seq) >= 2 {
+		logits, err := d.target.Prefill(seq[:len(seq)-1])
+		if err != nil {
+			return nil, fmt.Errorf("specdec: target prefill: %w", err)
+		}
+		d.ensure(len(logits))
+	} else {
+		logits, err := d.target.Prefill(seq)
+		if err != nil {
+			return nil, fmt.Errorf("specdec: target prefill: %w", err)
+		}
+		d.ensure(len(logits))
+		first := d.sampler.Sample(logits)
+		seq = append(seq, first)
+		d.stats.Emitted++
+		if (d.opt.StopAtEOS && first == d.opt.EOS) || maxNew == 1 {
+			return seq[len(prompt):], nil
+		}
 	}
+	var err error
 	for len(seq)-len(prompt) < maxNew {
 		remaining := maxNew - (len(seq) - len(prompt))
 		var out []int

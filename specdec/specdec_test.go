@@ -161,7 +161,8 @@ func TestSamplingIsExact(t *testing.T) {
 	draft := newToy(vocab, 12, 0, target, 1.5)
 	prompt := []int{1, 2}
 	opt := llama.SamplerOptions{Temperature: 1}
-	// Exact joint of the three generated tokens under the target.
+	// Exact joint of the three generated tokens under the target (the
+	// first is drafted too, so rounds of every length are covered).
 	probs := func(ctx []int) []float32 {
 		m := &toy{vocab: vocab, table: target.table}
 		l, _ := m.Prefill(ctx)
@@ -192,8 +193,8 @@ func TestSamplingIsExact(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if dec.Stats().Rounds != 1 {
-			t.Fatalf("want one round, stats %+v", dec.Stats())
+		if st := dec.Stats(); st.Rounds < 1 || st.Emitted != 3 {
+			t.Fatalf("want at least one round and 3 tokens, stats %+v", st)
 		}
 		got[[3]int(out)] += 1.0 / runs
 	}
@@ -438,5 +439,46 @@ func TestPlainStopsAtEOS(t *testing.T) {
 	}
 	if _, err := Plain(&toy{vocab: vocab, table: target.table}, nil, 5, Options{}); err == nil {
 		t.Error("Plain accepted an empty prompt")
+	}
+}
+
+// TestFirstTokenIsDrafted checks that the first generated token goes
+// through drafting and verification: with a draft equal to the target, a
+// budget of K+1 tokens takes a single verification pass.
+func TestFirstTokenIsDrafted(t *testing.T) {
+	const vocab = 16
+	target := newToy(vocab, 1, 3, nil, 0)
+	tests := []struct {
+		name   string
+		prompt []int
+		rounds int
+		calls  int
+	}{
+		{"long prompt", []int{3, 4, 5}, 1, 1},
+		{"one-token prompt", []int{3}, 1, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dec, err := New(&toy{vocab: vocab, table: target.table}, &toy{vocab: vocab, table: target.table}, Options{K: 8, Fixed: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			budget := 9
+			if len(tc.prompt) == 1 {
+				budget = 10 // the target alone picks the first token
+			}
+			out, err := dec.Generate(tc.prompt, budget)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := Plain(&toy{vocab: vocab, table: target.table}, tc.prompt, budget, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := dec.Stats()
+			if !slices.Equal(out, want) || st.Rounds != tc.rounds || st.TargetCalls != tc.calls || st.Accepted != 8 {
+				t.Fatalf("got %v (want %v), stats %+v", out, want, st)
+			}
+		})
 	}
 }
