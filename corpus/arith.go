@@ -14,10 +14,10 @@
 // wordings: a plain list ("30+40=70, 7+8=15, 70+15=85.") or labelled steps
 // ("ones 7+8=15; tens 30+40=70; sum 70+15=85."); the closing sentence has
 // five phrasings. Every combination is correct and the numbers are the same
-// in all of them. The target's mix uses plain steps, mostly tens first and
-// "The answer is"; the draft's mix uses labelled steps, mostly ones first and
-// "Total:", so the two differ at every step boundary and in the closing
-// sentence. Problems are split by operand pair: held-out pairs never appear
+// in all of them. The target's mix mostly uses plain steps and "The answer
+// is"; the draft's mix only labelled steps and "Total:" or "Hence", so the
+// two differ at the first token, at every step boundary and in the closing
+// sentence; both write the tens step first 80% of the time. Problems are split by operand pair: held-out pairs never appear
 // in either training mix. The out-of-domain split asks the same sums in a
 // question phrasing neither mix contains.
 package corpus
@@ -228,10 +228,11 @@ type Mix struct {
 // preferring it.
 var MixTarget = Mix{OnesFirst: 0.2, Labelled: 0.1, Swap: 0.1, Finals: [NumFinals]float64{0.6, 0.15, 0.15, 0.05, 0.05}}
 
-// MixDraft is the draft's phrasing mix (B): labelled steps, mostly ones
-// first and "Total:"; it never uses the target's preferred step wording or
-// closing sentence.
-var MixDraft = Mix{OnesFirst: 0.8, Labelled: 1, Finals: [NumFinals]float64{3: 0.7, 4: 0.3}}
+// MixDraft is the draft's phrasing mix (B): the steps in the target's
+// usual order (mostly tens first) but labelled and separated by
+// semicolons, and "Total:" or "Hence" to close; it never uses the target's
+// preferred step wording or closing sentence.
+var MixDraft = Mix{OnesFirst: 0.2, Labelled: 1, Finals: [NumFinals]float64{3: 0.7, 4: 0.3}}
 
 // draw picks a phrasing. A mix draws no number for labels or swaps it
 // never uses.
