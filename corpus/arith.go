@@ -223,10 +223,10 @@ type Mix struct {
 
 // MixTarget is the target's phrasing mix (A): mostly plain steps, tens
 // first and "The answer is"; every wording of the draft's mix occurs in
-// it, rarely (labelled answers 10%, each part swapped 10%, "Total:" and
-// "Hence" 5% each), so that the target reads the draft's wording without
-// preferring it.
-var MixTarget = Mix{OnesFirst: 0.2, Labelled: 0.1, Swap: 0.1, Finals: [NumFinals]float64{0.6, 0.15, 0.15, 0.05, 0.05}}
+// it, less often (labelled answers 30%, each part swapped 10%, "Total:"
+// and "Hence" 5% each), so that the target reads the draft's wording
+// without preferring it.
+var MixTarget = Mix{OnesFirst: 0.2, Labelled: 0.3, Swap: 0.1, Finals: [NumFinals]float64{0.6, 0.15, 0.15, 0.05, 0.05}}
 
 // MixDraft is the draft's phrasing mix (B): the steps in the target's
 // usual order (mostly tens first) but labelled and separated by

@@ -148,7 +148,7 @@ func TestMixesDiffer(t *testing.T) {
 		return c
 	}
 	tc, dc := count(TrainTarget), count(TrainDraft)
-	if tc.labelled < 200 || tc.labelled > 500 || tc.newFinal < 100 || tc.newFinal > 300 || tc.onesFirst > 600 || tc.answerIs < 1100 {
+	if tc.labelled < 500 || tc.labelled > 900 || tc.newFinal < 100 || tc.newFinal > 300 || tc.onesFirst > 600 || tc.answerIs < 1100 {
 		t.Errorf("target mix (of 2000): %+v", tc)
 	}
 	if dc.labelled != 2000 || dc.answerIs != 0 || dc.onesFirst > 600 || dc.total < 1200 || dc.newFinal != 2000 {
