@@ -348,7 +348,10 @@ func (d *Decoder) pick(p, logits []float32) int {
 // adapt updates the acceptance estimate and chooses the next draft length:
 // the k that maximises expected tokens per unit of cost, where a round of
 // length k yields (1-α^(k+1))/(1-α) tokens for k·cost + 1 target passes,
-// or 0 (plain decoding) when no k beats one token per target pass.
+// or 0 (plain decoding) when no k beats one token per target pass. With a
+// judge the draft always leads (k is at least 1): target-only steps would
+// switch the answer to the target's wording mid-way, where the draft and
+// the judge no longer fit it.
 func (d *Decoder) adapt(k, accepted int, draftTime, targetTime time.Duration) {
 	// Per-token acceptance from a truncated geometric observation:
 	// accepted of k, blended into a running average.
@@ -368,6 +371,9 @@ func (d *Decoder) adapt(k, accepted int, draftTime, targetTime time.Duration) {
 		if gain > best*1.02 {
 			best, bestK = gain, kk
 		}
+	}
+	if d.opt.Judge != nil {
+		bestK = max(bestK, 1)
 	}
 	d.k = bestK
 	d.sincePro = 0

@@ -239,6 +239,39 @@ func TestJudgeAcceptsMore(t *testing.T) {
 	}
 }
 
+// TestJudgeKeepsDrafting checks that adaptive Judge Decoding does not fall
+// back to target-only steps (but for the last token of the budget, which
+// leaves no room for a draft), while standard verification with the same
+// useless draft does.
+func TestJudgeKeepsDrafting(t *testing.T) {
+	const vocab = 16
+	target := newToy(vocab, 1, 3, nil, 0)
+	tests := []struct {
+		name  string
+		judge *Judge
+		plain bool // plain steps expected
+	}{
+		{"standard", nil, true},
+		{"judge that rejects everything", &Judge{W: []float32{0, 0}, B: -20}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dec, err := New(&toy{vocab: vocab, table: target.table}, newToy(vocab, 9, 0, target, 30),
+				Options{K: 3, DraftCost: 0.3, Judge: tc.judge})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := dec.Generate([]int{1, 2, 3}, 120); err != nil {
+				t.Fatal(err)
+			}
+			st := dec.Stats()
+			if (st.PlainSteps > 1) != tc.plain {
+				t.Fatalf("plain steps %d (want some: %v), stats %+v", st.PlainSteps, tc.plain, st)
+			}
+		})
+	}
+}
+
 // plainOnly is a Cache without hidden states.
 type plainOnly struct{ toy }
 
