@@ -2,7 +2,6 @@ package imagegen
 
 import (
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -146,37 +145,12 @@ type AccelStats struct {
 	Flex  *FlexReport  `json:"flex,omitempty"`
 }
 
-// cacheSetting is the block-cache setting of a generation run.
-func cacheSetting(m *dit.Model, o GenerateOptions) blockcache.Setting {
-	if o.Schedule != "shifted" {
-		o.Shift = 0 // only the shifted schedule reads it
-	}
-	return blockcache.Setting{Model: blockcache.Fingerprint(m), Sampler: o.Sampler, Schedule: o.Schedule, Shift: o.Shift, Steps: o.Steps, CFG: o.CFG}
-}
-
 // CacheProfile returns the stored profile for m and the sampling run of o,
 // computing and storing it first when there is none.
 func CacheProfile(m *dit.Model, o GenerateOptions, c CacheOptions) (*blockcache.Profile, string, error) {
 	o = withDefaults(o)
 	c = c.withDefaults()
-	s := cacheSetting(m, o)
-	path := filepath.Join(c.Dir, s.Key()+".profile.json")
-	var p blockcache.Profile
-	if err := blockcache.LoadJSON(path, &p); err == nil && p.Setting == s {
-		return &p, path, nil
-	}
-	if c.Log != nil {
-		c.Log(fmt.Sprintf("block cache: profiling %d calibration images (%s, %d steps, cfg %g)", c.Calibration, o.Sampler, o.Steps, o.CFG))
-	}
-	prof, err := blockcache.ProfileModel(m, blockcache.ProfileOptions{Sampler: o.Sampler, Schedule: o.Schedule, Shift: o.Shift,
-		Steps: o.Steps, CFG: o.CFG, Samples: c.Calibration, Batch: min(32, c.Calibration)})
-	if err != nil {
-		return nil, "", err
-	}
-	if err := blockcache.SaveJSON(path, prof); err != nil {
-		return nil, "", err
-	}
-	return prof, path, nil
+	return blockcache.Store{Dir: c.Dir, Log: c.Log}.Profile(m, profileOptions(o, c))
 }
 
 // CachePlan returns the schedule of c's mode and threshold for m and the
@@ -185,30 +159,13 @@ func CacheProfile(m *dit.Model, o GenerateOptions, c CacheOptions) (*blockcache.
 func CachePlan(m *dit.Model, o GenerateOptions, c CacheOptions) (*blockcache.Plan, string, error) {
 	o = withDefaults(o)
 	c = c.withDefaults()
-	prof, ppath, err := CacheProfile(m, o, c)
-	if err != nil {
-		return nil, "", err
-	}
-	plan := blockcache.NewPlan(prof, c.Threshold)
-	if c.Mode != "ss" {
-		return plan, ppath, nil
-	}
-	path := filepath.Join(c.Dir, fmt.Sprintf("%s-d%g.ss.json", prof.Key(), c.Threshold))
-	var stored blockcache.Plan
-	if err := blockcache.LoadJSON(path, &stored); err == nil && stored.Setting == prof.Setting && stored.Threshold == c.Threshold {
-		return &stored, path, nil
-	}
-	if c.Log != nil {
-		c.Log(fmt.Sprintf("block cache: training scale-shift for d=%g on %d calibration images", c.Threshold, c.Calibration))
-	}
-	trained, _, err := blockcache.TrainScaleShift(m, plan, blockcache.ScaleShiftOptions{Samples: c.Calibration, Batch: min(32, c.Calibration)})
-	if err != nil {
-		return nil, "", err
-	}
-	if err := blockcache.SaveJSON(path, trained); err != nil {
-		return nil, "", err
-	}
-	return trained, path, nil
+	return blockcache.Store{Dir: c.Dir, Log: c.Log}.Plan(m, profileOptions(o, c), c.Threshold, c.Mode == "ss")
+}
+
+// profileOptions is the calibration run of a generation run.
+func profileOptions(o GenerateOptions, c CacheOptions) blockcache.ProfileOptions {
+	return blockcache.ProfileOptions{Sampler: o.Sampler, Schedule: o.Schedule, Shift: o.Shift, Steps: o.Steps, CFG: o.CFG,
+		Samples: c.Calibration, Batch: min(32, c.Calibration)}
 }
 
 func (c CacheOptions) withDefaults() CacheOptions {
@@ -355,9 +312,7 @@ func GenerateAccel(m *dit.Model, o GenerateOptions, a AccelOptions) ([]*tensor.T
 		report.Blocks = cs.Blocks
 		report.HitsPerBlock = cs.Hits()
 		report.HitRate = cs.HitRate()
-		for _, b := range cs.Blocks {
-			report.HitRatePerBlock = append(report.HitRatePerBlock, b.HitRate())
-		}
+		report.HitRatePerBlock = cs.HitRates()
 		flops += blockFLOPs * float64(cs.RowBlockEvals-cs.RowBlockTotal)
 		blockEvals = cs.BlockEvals
 		if flex != nil {
