@@ -111,6 +111,12 @@ func GenerateAccel(m *Model, prompts []string, o GenerateOptions) ([]*tensor.Ten
 	if err != nil {
 		return nil, imagegen.AccelStats{}, err
 	}
+	for i, p := range prompts {
+		// "" is the unconditional prompt; anything else must fit.
+		if err := cfg.Text.CheckPrompt(p); p != "" && err != nil {
+			return nil, imagegen.AccelStats{}, fmt.Errorf("generate: prompt %d: %w", i, err)
+		}
+	}
 	prec, err := nn.ParsePrecision(o.Precision)
 	if err != nil {
 		return nil, imagegen.AccelStats{}, fmt.Errorf("generate: %w", err)

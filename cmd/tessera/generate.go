@@ -185,6 +185,9 @@ func generateFromText(fsys iofs.FS, ref, prompt string, n int, out string, grid,
 	if err != nil {
 		return fmt.Errorf("model %s: %w", ref, err)
 	}
+	if err := m.Config.Text.CheckPrompt(prompt); err != nil {
+		return usagef("--prompt: %v", err)
+	}
 	prompts := make([]string, n)
 	labels := make([]any, n)
 	for i := range prompts {

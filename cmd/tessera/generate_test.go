@@ -68,6 +68,7 @@ func TestGenerateErrors(t *testing.T) {
 		{"unknown flag", []string{"--frobs", "2", "--out", "OUT"}, 2, "not defined"},
 		{"bad cache", []string{"--cache", "sometimes", "--out", "OUT"}, 2, "--cache"},
 		{"flex without its model", []string{"--flex", "8", "--out", "OUT"}, 2, "--flex-model"},
+		{"long prompt", []string{"--model", "emoji", "--prompt", strings.Repeat("heart ", 10), "--out", "OUT"}, 2, "longer than the text encoder's limit of 48"},
 		{"bad precision", []string{"--precision", "fp8", "--out", "OUT"}, 2, "--precision: unknown precision \"fp8\""},
 	}
 	for _, tc := range tests {
