@@ -171,27 +171,33 @@ func (d *decoder) qkvRows(lo, hi int) {
 	}
 }
 
-// attnHeads attends query heads [lo, hi) of the token over the cache,
-// positions 0…pos: scores by a GEMV over the cached keys, softmax, and the
-// weighted sum of the cached values by a transposed GEMV.
+// attnHeads attends query heads [lo, hi) of the token over the cache.
 func (d *decoder) attnHeads(lo, hi int) {
-	c := d.c
+	d.c.attend(d.layer, d.pos, d.c.qkv, d.c.att, d.scores, lo, hi)
+}
+
+// attend attends query heads [lo, hi) of the token at position pos over
+// the cache of layer l, positions 0…pos: scores by a GEMV over the cached
+// keys, softmax, and the weighted sum of the cached values by a transposed
+// GEMV. q holds the token's rotated query heads, out receives its
+// attention output [H*hd], and scores [H, capacity] is scratch.
+func (c *Cache) attend(l, pos int, q, out, scores []float32, lo, hi int) {
 	cfg := c.e.cfg
 	hd, group := cfg.HeadDim(), cfg.NumAttentionHeads/cfg.KVHeads()
 	kvd := cfg.KVHeads() * hd
-	ctx := d.pos + 1
+	ctx := pos + 1
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	kc, vc := c.k[d.layer], c.v[d.layer]
+	kc, vc := c.k[l], c.v[l]
 	for h := lo; h < hi; h++ {
 		g := h / group
-		s := d.scores[h*c.capacity : h*c.capacity+ctx]
-		gemm.SgemvRows(ctx, hd, kc[g*hd:], kvd, c.qkv[h*hd:(h+1)*hd], 0, s)
+		s := scores[h*c.capacity : h*c.capacity+ctx]
+		gemm.SgemvRows(ctx, hd, kc[g*hd:], kvd, q[h*hd:(h+1)*hd], 0, s)
 		m := vec.Max(s)
 		vec.AddScalar(s, s, -m)
 		vec.Scale(s, s, scale)
 		vec.Exp(s, s)
 		sum := vec.Sum(s)
-		gemm.SgemvTRows(ctx, hd, 1/sum, vc[g*hd:], kvd, s, 0, c.att[h*hd:(h+1)*hd])
+		gemm.SgemvTRows(ctx, hd, 1/sum, vc[g*hd:], kvd, s, 0, out[h*hd:(h+1)*hd])
 	}
 }
 

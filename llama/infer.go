@@ -135,7 +135,8 @@ type Cache struct {
 	logits                   []float32
 	hiddenRows               int
 	one                      [1]int
-	dec                      *decoder // one-token steps
+	dec                      *decoder   // one-token steps
+	few                      fewBuffers // passes of a few tokens
 }
 
 func newCache(e *engine, capacity int) *Cache {
@@ -254,6 +255,10 @@ func (c *Cache) forward(tokens []int, all bool) error {
 		c.dec.step(tokens[0])
 		c.n++
 		c.hiddenRows = 1
+		return nil
+	}
+	if T <= fewMax {
+		c.forwardFew(tokens, all)
 		return nil
 	}
 	c.grow(T)
