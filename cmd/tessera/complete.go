@@ -4,13 +4,11 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"tessera/decoders"
 	"tessera/llama"
 	"tessera/models"
 	"tessera/specdec"
-	"tessera/tokenizer"
 )
 
 func init() {
@@ -70,75 +68,42 @@ func runComplete(args []string, stdout, stderr io.Writer) error {
 		return usagef("--judge needs --draft")
 	}
 	setThreads(*threads)
-	tok := tokenizer.New()
-	ids := append([]int{tokenizer.BOS}, tok.EncodeSpecial(strings.ReplaceAll(*prompt, `\n`, "\n"))...)
-	if len(ids) >= *context {
-		return fmt.Errorf("prompt of %d tokens (with <bos>) does not fit the context of %d tokens", len(ids), *context)
-	}
-	budget := min(*maxTokens, *context-len(ids))
-
 	target, err := loadDecoder(*modelRef)
 	if err != nil {
 		return err
 	}
-	if target.Config.VocabSize < tok.VocabSize() {
-		return fmt.Errorf("model %s has a vocabulary of %d tokens, the tokenizer needs %d", *modelRef, target.Config.VocabSize, tok.VocabSize())
-	}
-	sampler := llama.SamplerOptions{Temperature: float32(*temperature), TopK: *topK, TopP: float32(*topP), Seed: *seed}
-	tc, err := target.NewCache(*context + 2**k + 2)
-	if err != nil {
-		return err
-	}
-	began := time.Now()
-	var out []int
-	var st specdec.Stats
-	var draftName string
-	if *draftRef == "" {
-		out, err = specdec.Plain(tc, ids, budget, specdec.Options{Sampler: sampler, EOS: tokenizer.EOS, StopAtEOS: true})
-		st = specdec.Stats{Emitted: len(out), TargetCalls: max(len(out)-1, 0)}
-	} else {
-		draft, err := loadDecoder(*draftRef)
-		if err != nil {
+	var draft *llama.Model
+	var judge *specdec.Judge
+	if *draftRef != "" {
+		if draft, err = loadDecoder(*draftRef); err != nil {
 			return err
 		}
 		if draft.Config.VocabSize != target.Config.VocabSize {
 			return fmt.Errorf("draft %s has a vocabulary of %d tokens, target %s has %d: they must share one",
 				*draftRef, draft.Config.VocabSize, *modelRef, target.Config.VocabSize)
 		}
-		draftName = *draftRef
-		dc, err := draft.NewCache(*context + 2**k + 2)
-		if err != nil {
-			return err
-		}
-		opt := specdec.Options{K: *k, Fixed: *fixed, Sampler: sampler, EOS: tokenizer.EOS, StopAtEOS: true}
-		if *judgeRef != "" {
-			if opt.Judge, err = loadJudge(*judgeRef, target.Config.HiddenSize); err != nil {
-				return err
-			}
-			if *threshold > 0 {
-				opt.Judge.Threshold = float32(*threshold)
-			}
-		}
-		dec, err := specdec.New(tc, dc, opt)
-		if err != nil {
-			return err
-		}
-		out, err = dec.Generate(ids, budget)
-		if err != nil {
-			return err
-		}
-		st = dec.Stats()
 	}
+	if *judgeRef != "" {
+		if judge, err = loadJudge(*judgeRef, target.Config.HiddenSize); err != nil {
+			return err
+		}
+		if *threshold > 0 {
+			judge.Threshold = float32(*threshold)
+		}
+	}
+	text := strings.ReplaceAll(*prompt, `\n`, "\n")
+	c, err := decoders.Complete(target, draft, text, decoders.CompleteOptions{MaxTokens: *maxTokens, Context: *context, K: *k, Fixed: *fixed,
+		Sampler: llama.SamplerOptions{Temperature: float32(*temperature), TopK: *topK, TopP: float32(*topP), Seed: *seed}, Judge: judge})
 	if err != nil {
 		return err
 	}
-	wall := time.Since(began).Seconds()
-	text := decoders.AnswerText(tok, out)
+	out, st, draftName := c.Tokens, c.Stats, *draftRef
+	wall := c.Wall.Seconds()
 	if *asJSON {
-		summary := map[string]any{"model": *modelRef, "prompt": *prompt, "completion": text, "tokens": len(out),
-			"prompt_tokens": len(ids), "wall_seconds": wall, "tokens_per_s": float64(len(out)) / wall,
+		summary := map[string]any{"model": *modelRef, "prompt": *prompt, "completion": c.Text, "tokens": len(out),
+			"prompt_tokens": c.PromptTokens, "wall_seconds": wall, "tokens_per_s": float64(len(out)) / wall,
 			"target_calls": st.TargetCalls, "tokens_per_target_call": st.TokensPerTargetCall(),
-			"stopped_at_eos": len(out) > 0 && out[len(out)-1] == tokenizer.EOS}
+			"stopped_at_eos": c.StoppedAtEOS}
 		if draftName != "" {
 			summary["draft"], summary["judge"] = draftName, *judgeRef
 			summary["draft_calls"], summary["drafted"], summary["accepted"] = st.DraftCalls, st.Drafted, st.Accepted
@@ -150,7 +115,7 @@ func runComplete(args []string, stdout, stderr io.Writer) error {
 		}
 		return writeJSON(stdout, summary)
 	}
-	fmt.Fprintln(stdout, text)
+	fmt.Fprintln(stdout, c.Text)
 	line := fmt.Sprintf("complete: %d tokens in %.3fs (%.1f tokens/s), %d target calls", len(out), wall, float64(len(out))/wall, st.TargetCalls)
 	if draftName != "" {
 		line += fmt.Sprintf(", acceptance %.2f (%d/%d drafted), %.2f tokens per target call", st.AcceptanceRate(), st.Accepted, st.Drafted, st.TokensPerTargetCall())
