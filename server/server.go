@@ -1,10 +1,12 @@
-// Package server serves Tessera's image models over HTTP with the same
+// Package server serves Tessera's models over HTTP with the same
 // library calls the CLI makes: JSON requests in, JSON (or PNG) out.
 //
 //	GET  /healthz        200 "ok"
 //	GET  /v1/models      the models it can serve, with their card summaries
 //	POST /v1/images      generate images (ImageRequest → ImageResponse, or a
 //	                     PNG grid with "format": "grid")
+//	POST /v1/completions continue a prompt with a decoder, optionally with a
+//	                     draft and a judge (CompletionRequest → CompletionResponse)
 //
 // Bad requests get a 4xx status and {"error": "..."} naming the problem:
 // malformed or unknown JSON fields, unknown models, classes out of range,
@@ -24,10 +26,10 @@ import (
 	"io/fs"
 	"math"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
+	"tessera/decoders"
 	"tessera/dit"
 	"tessera/imagefile"
 	"tessera/imagegen"
@@ -42,6 +44,7 @@ import (
 type Options struct {
 	MaxImages int   // images per request (default 64)
 	MaxSteps  int   // sampling steps per request (default 250)
+	MaxTokens int   // tokens per completion (default 1024)
 	MaxBody   int64 // request body bytes (default 64 KiB)
 	// Open resolves a model reference (default models.Open: embedded
 	// names, and folders on disk when AllowFolders).
@@ -68,6 +71,9 @@ func New(o Options) *Server {
 	if o.MaxSteps <= 0 {
 		o.MaxSteps = 250
 	}
+	if o.MaxTokens <= 0 {
+		o.MaxTokens = 1024
+	}
 	if o.MaxBody <= 0 {
 		o.MaxBody = 64 << 10
 	}
@@ -86,8 +92,9 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("/v1/models", s.handleModels)
 	mux.HandleFunc("/v1/images", s.handleImages)
+	mux.HandleFunc("/v1/completions", s.handleCompletions)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Errorf("no endpoint %s (try GET /v1/models or POST /v1/images)", r.URL.Path))
+		writeError(w, http.StatusNotFound, fmt.Errorf("no endpoint %s (try GET /v1/models, POST /v1/images or POST /v1/completions)", r.URL.Path))
 	})
 	return mux
 }
@@ -95,7 +102,7 @@ func (s *Server) Handler() http.Handler {
 // ModelInfo is one entry of GET /v1/models.
 type ModelInfo struct {
 	Name    string `json:"name"`
-	Kind    string `json:"kind"` // "class-to-image", "text-to-image" or "other"
+	Kind    string `json:"kind"` // "class-to-image", "text-to-image", "decoder", "judge" or "other"
 	Classes int    `json:"classes,omitempty"`
 	Summary string `json:"summary"`
 }
@@ -120,6 +127,10 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 					if cfg, err := dit.ParseConfig(raw); err == nil {
 						info.Kind, info.Classes = "class-to-image", cfg.NumClasses
 					}
+				case decoders.IsJudge(fsys):
+					info.Kind = "judge"
+				case isDecoderConfig(fsys):
+					info.Kind = "decoder"
 				}
 			}
 		}
@@ -304,38 +315,22 @@ func (s *Server) images(ctx context.Context, req ImageRequest) (*ImageResponse, 
 	return resp, nil, nil
 }
 
-// model loads (once) and returns the image model ref names.
+// model loads (once) and returns the image model ref names: a *dit.Model
+// or a *t2i.Model.
 func (s *Server) model(ref string) (any, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if m, ok := s.loaded[ref]; ok {
-		return m, nil
-	}
-	if _, embedded := models.Embedded(ref); !embedded && !s.o.AllowFolders {
-		return nil, &requestError{http.StatusNotFound, fmt.Errorf("unknown model %q (embedded models: %s)", ref, strings.Join(models.Names(), ", "))}
-	}
-	fsys, err := s.o.Open(ref)
-	if err != nil {
-		return nil, &requestError{http.StatusNotFound, err}
-	}
-	raw, err := fs.ReadFile(fsys, "config.json")
-	if err != nil {
-		return nil, fmt.Errorf("model %s: %w", ref, err)
-	}
-	var m any
-	switch {
-	case t2i.IsConfig(raw):
-		m, err = t2i.LoadFS(fsys)
-	case dit.IsConfig(raw):
-		m, err = dit.LoadFS(fsys)
-	default:
+	return s.load("image", ref, func(fsys fs.FS) (any, error) {
+		raw, err := fs.ReadFile(fsys, "config.json")
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case t2i.IsConfig(raw):
+			return t2i.LoadFS(fsys)
+		case dit.IsConfig(raw):
+			return dit.LoadFS(fsys)
+		}
 		return nil, badRequest("model %s is not an image model", ref)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("model %s: %w", ref, err)
-	}
-	s.loaded[ref] = m
-	return m, nil
+	})
 }
 
 // decode reads one JSON object of at most limit bytes, rejecting unknown
