@@ -1,6 +1,8 @@
 package llama
 
 import (
+	"time"
+
 	"tessera/internal/gemm"
 	"tessera/internal/vec"
 )
@@ -29,6 +31,9 @@ import (
 // is then shared by enough rows.
 const fewMax = 48
 
+// fewLimit is fewMax; benchmarks lower it to time the large-batch path.
+var fewLimit = fewMax
+
 // fewBlock is the number of weight rows per SGEMM call: a multiple of
 // every register tile height (6, 8, 12) and of the GEMV's 4-row blocks.
 const fewBlock = 48
@@ -42,16 +47,29 @@ const (
 
 // fewBuffers are the feature-major scratch buffers of the few-token path.
 type fewBuffers struct {
-	inT  []float32 // [max(d, H*hd, I), T] input of a product, feature-major
-	outT []float32 // [max(rows, 2I, V), T] output of a product, feature-major
-	col  []float32 // one input column, contiguous
-	y    []float32 // one output column
+	inT  []float32 // [max(d, H*hd, I), ld] input of a product, feature-major
+	outT []float32 // [max(rows, 2I, V, d), ld] output of a product, feature-major
+	col  []float32 // the input column of the GEMV token, contiguous
+	y    []float32 // the output column of the GEMV token
 
 	// The product being run (see fewProduct) and the threads running it.
 	threads    int
-	m, k, T, r int
+	m, k, ld   int
+	r          int // leading columns run as a GEMV (0 or 1)
 	w, in, out []float32
 	fn         func(lo, hi int) // c.fewRows, bound once
+
+	choice threadChoice // whether passes use the decode team
+}
+
+// fewLayout returns the column stride of the feature-major buffers for T
+// tokens and the number of leading tokens run as GEMVs: the others fill
+// whole register tiles, padded with unused columns.
+func fewLayout(T int) (ld, r int) {
+	if T > fewTile && T%fewTile == 1 {
+		r = 1
+	}
+	return r + (T-r+fewTile-1)/fewTile*fewTile, r
 }
 
 func (c *Cache) growFew() {
@@ -61,14 +79,15 @@ func (c *Cache) growFew() {
 	cfg := c.e.cfg
 	d, hd, I, V := cfg.HiddenSize, cfg.HeadDim(), cfg.IntermediateSize, cfg.VocabSize
 	rows := (cfg.NumAttentionHeads + 2*cfg.KVHeads()) * hd
-	in := max(d, cfg.NumAttentionHeads*hd, I)
+	in, out := max(d, cfg.NumAttentionHeads*hd, I), max(rows, 2*I, V, d)
+	ld, _ := fewLayout(fewMax)
 	c.few = fewBuffers{
-		inT:  make([]float32, in*fewMax),
-		outT: make([]float32, max(rows, 2*I, V, d)*fewMax),
+		inT:  make([]float32, in*(ld+1)),
+		outT: make([]float32, out*(ld+1)),
 		col:  make([]float32, in),
-		y:    make([]float32, max(rows, 2*I, V, d)),
-		fn:   c.fewRows,
+		y:    make([]float32, out),
 	}
+	c.few.fn = c.fewRows
 }
 
 // forwardFew is forward for 2…fewMax tokens (checked by the caller).
@@ -77,17 +96,29 @@ func (c *Cache) forwardFew(tokens []int, all bool) {
 	T := len(tokens)
 	c.grow(T)
 	c.growFew()
+	f := &c.few
 	d, hd := cfg.HiddenSize, cfg.HeadDim()
 	H, Hkv, I := cfg.NumAttentionHeads, cfg.KVHeads(), cfg.IntermediateSize
 	qd, kvd := H*hd, Hkv*hd
 	row := qd + 2*kvd
 	eps := float32(cfg.RMSNormEps)
 	x, xn, qkv, att := c.x[:T*d], c.xn[:T*d], c.qkv[:T*row], c.att[:T*qd]
-	inT, outT := c.few.inT, c.few.outT
-	c.few.threads = 1
-	if n := decodeTeam.acquire(); n > 0 {
-		defer decodeTeam.release()
-		c.few.threads = n
+	inT, outT := f.inT, f.outT
+	ld, _ := fewLayout(T)
+
+	useTeam, probe := f.choice.next()
+	f.threads = 1
+	if useTeam {
+		if n := decodeTeam.acquire(); n > 0 {
+			defer decodeTeam.release()
+			f.threads = n
+		}
+	}
+	if probe {
+		t0 := time.Now()
+		defer func() { f.choice.done(useTeam, probe, time.Since(t0)/time.Duration(T)) }()
+	} else {
+		defer f.choice.done(useTeam, false, 0)
 	}
 
 	embed := data(c.e.embed)
@@ -100,9 +131,9 @@ func (c *Cache) forwardFew(tokens []int, all bool) {
 		for t := 0; t < T; t++ {
 			rmsNorm(xn[t*d:(t+1)*d], x[t*d:(t+1)*d], eps, data(ls.inNorm))
 		}
-		transpose(inT, xn, T, d)
-		c.fewProduct(row, d, c.e.qkv[l], inT, T, outT)
-		transpose(qkv, outT, row, T)
+		transpose(inT, ld, xn, T, d)
+		c.fewProduct(row, d, c.e.qkv[l], T)
+		untranspose(qkv, outT, ld, T, row)
 		kc, vc := c.k[l], c.v[l]
 		for t := 0; t < T; t++ {
 			pos := c.n + t
@@ -115,20 +146,20 @@ func (c *Cache) forwardFew(tokens []int, all bool) {
 		for t := 0; t < T; t++ {
 			c.attend(l, c.n+t, qkv[t*row:], att[t*qd:(t+1)*qd], c.dec.scores, 0, H)
 		}
-		transpose(inT, att, T, qd)
-		c.fewProduct(d, qd, data(ls.o), inT, T, outT)
-		addTransposed(x, outT, d, T)
+		transpose(inT, ld, att, T, qd)
+		c.fewProduct(d, qd, data(ls.o), T)
+		addTransposed(x, outT, ld, T, d)
 		// MLP: x += down(silu(gate(n)) * up(n)) of n = norm(x).
 		for t := 0; t < T; t++ {
 			rmsNorm(xn[t*d:(t+1)*d], x[t*d:(t+1)*d], eps, data(ls.postNorm))
 		}
-		transpose(inT, xn, T, d)
-		c.fewProduct(2*I, d, c.e.gateUp[l], inT, T, outT)
-		g, u, a := outT[:I*T], outT[I*T:2*I*T], inT[:I*T]
+		transpose(inT, ld, xn, T, d)
+		c.fewProduct(2*I, d, c.e.gateUp[l], T)
+		g, u, a := outT[:I*ld], outT[I*ld:2*I*ld], inT[:I*ld]
 		vec.SiLU(a, g)
 		vec.Mul(a, a, u)
-		c.fewProduct(d, I, data(ls.down), inT, T, outT)
-		addTransposed(x, outT, d, T)
+		c.fewProduct(d, I, data(ls.down), T)
+		addTransposed(x, outT, ld, T, d)
 	}
 	c.n += T
 	c.hiddenRows = T
@@ -145,27 +176,25 @@ func (c *Cache) forwardFew(tokens []int, all bool) {
 		c.e.gemvRows(V, d, data(c.e.head), d, xn[:d], 0, c.logits[:V])
 		return
 	}
-	transpose(inT, xn, rows, d)
-	c.fewProduct(V, d, data(c.e.head), inT, rows, outT)
-	transpose(c.logits, outT, V, rows)
+	ld, _ = fewLayout(rows)
+	transpose(inT, ld, xn, rows, d)
+	c.fewProduct(V, d, data(c.e.head), rows)
+	untranspose(c.logits, outT, ld, rows, V)
 }
 
-// fewProduct computes outT [m, T] = w [m, k] · inT [k, T]: SGEMM over the
-// weight in blocks of fewBlock rows, with up to fewGEMV leading tokens
-// as matrix-vector products when the rest fills whole register tiles. The
+// fewProduct computes outT [m, ld] = w [m, k] · inT [k, ld] for the
+// layout of T tokens (see fewLayout): SGEMM over the weight in blocks of
+// fewBlock rows, the leading GEMV token as a matrix-vector product. The
 // blocks are shared among the decode team; every block is computed the
 // same way whatever the number of threads.
-func (c *Cache) fewProduct(m, k int, w, inT []float32, T int, outT []float32) {
+func (c *Cache) fewProduct(m, k int, w []float32, T int) {
 	f := &c.few
-	r := T % fewTile
-	if r > fewGEMV || T < fewTile {
-		r = 0
-	}
-	f.m, f.k, f.T, f.r, f.w, f.in, f.out = m, k, T, r, w, inT, outT
-	if r > 0 {
+	f.ld, f.r = fewLayout(T)
+	f.m, f.k, f.w, f.in, f.out = m, k, w, f.inT, f.outT
+	if f.r > 0 {
 		col := f.col[:k]
 		for i := range col {
-			col[i] = inT[i*T]
+			col[i] = f.in[i*f.ld]
 		}
 	}
 	if f.threads > 1 {
@@ -173,47 +202,59 @@ func (c *Cache) fewProduct(m, k int, w, inT []float32, T int, outT []float32) {
 	} else {
 		f.fn(0, m)
 	}
-	f.w, f.in, f.out = nil, nil, nil
+	f.w = nil
 }
 
 // fewRows computes rows [lo, hi) of the current fewProduct, lo a multiple
 // of fewBlock.
 func (c *Cache) fewRows(lo, hi int) {
 	f := &c.few
-	k, T, r, w := f.k, f.T, f.r, f.w
+	k, ld, r, w := f.k, f.ld, f.r, f.w
 	for b := lo; b < hi; b += fewBlock {
 		e := min(b+fewBlock, hi)
-		gemm.Sgemm(false, false, e-b, T-r, k, 1, w[b*k:], k, f.in[r:], T, 0, f.out[b*T+r:], T)
+		gemm.Sgemm(false, false, e-b, ld-r, k, 1, w[b*k:], k, f.in[r:], ld, 0, f.out[b*ld+r:], ld)
 		if r == 0 {
 			continue
 		}
-		// The leading token (r is at most 1 here: see fewGEMV).
 		y := f.y[b:e]
 		c.e.gemvRows(e-b, k, w[b*k:], k, f.col[:k], 0, y)
 		for i, v := range y {
-			f.out[(b+i)*T] = v
+			f.out[(b+i)*ld] = v
 		}
 	}
 }
 
-// transpose writes dst [cols, rows] = srcᵀ for src [rows, cols].
-func transpose(dst, src []float32, rows, cols int) {
-	src, dst = src[:rows*cols], dst[:rows*cols]
+// transpose writes src [rows, cols] into dst feature-major: dst[j*ld+i] =
+// src[i*cols+j].
+func transpose(dst []float32, ld int, src []float32, rows, cols int) {
+	src = src[:rows*cols]
 	for i := 0; i < rows; i++ {
 		s := src[i*cols : (i+1)*cols]
 		for j, v := range s {
-			dst[j*rows+i] = v
+			dst[j*ld+i] = v
 		}
 	}
 }
 
-// addTransposed adds srcT [cols, rows] into dst [rows, cols]: dst += srcTᵀ.
-func addTransposed(dst, srcT []float32, cols, rows int) {
-	dst, srcT = dst[:rows*cols], srcT[:rows*cols]
+// untranspose writes the first rows columns of src [cols, ld] into dst
+// [rows, cols]: dst[i*cols+j] = src[j*ld+i].
+func untranspose(dst, src []float32, ld, rows, cols int) {
+	dst = dst[:rows*cols]
 	for i := 0; i < rows; i++ {
 		d := dst[i*cols : (i+1)*cols]
 		for j := range d {
-			d[j] += srcT[j*rows+i]
+			d[j] = src[j*ld+i]
+		}
+	}
+}
+
+// addTransposed is untranspose adding into dst.
+func addTransposed(dst, src []float32, ld, rows, cols int) {
+	dst = dst[:rows*cols]
+	for i := 0; i < rows; i++ {
+		d := dst[i*cols : (i+1)*cols]
+		for j := range d {
+			d[j] += src[j*ld+i]
 		}
 	}
 }

@@ -257,7 +257,7 @@ func (c *Cache) forward(tokens []int, all bool) error {
 		c.hiddenRows = 1
 		return nil
 	}
-	if T <= fewMax {
+	if T <= fewLimit {
 		c.forwardFew(tokens, all)
 		return nil
 	}

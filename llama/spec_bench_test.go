@@ -64,3 +64,29 @@ func BenchmarkSpec(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSpecPaths times batched passes of a few tokens on the
+// few-token path and on the large-batch path, alternating under -count.
+func BenchmarkSpecPaths(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		cfg  Config
+	}{{"target", specTargetConfig()}, {"draft", specDraftConfig()}} {
+		for _, tokens := range []int{17, 40} {
+			for _, few := range []bool{true, false} {
+				path := "large"
+				if few {
+					path = "few"
+				}
+				b.Run(fmt.Sprintf("%s/T%d/%s", c.name, tokens, path), func(b *testing.B) {
+					defer parallel.SetThreads(parallel.SetThreads(1))
+					if !few {
+						defer func(n int) { fewLimit = n }(fewLimit)
+						fewLimit = 0
+					}
+					benchStep(b, c.cfg, tokens)
+				})
+			}
+		}
+	}
+}
