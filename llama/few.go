@@ -36,7 +36,7 @@ var fewLimit = fewMax
 
 // fewBlock is the number of weight rows per SGEMM call: a multiple of
 // every register tile height (6, 8, 12) and of the GEMV's 4-row blocks.
-const fewBlock = 48
+const fewBlock = 96
 
 // fewTile is the width of SGEMM's register tiles for these shapes, and
 // fewGEMV the most leftover tokens run as matrix-vector products.

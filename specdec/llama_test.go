@@ -58,3 +58,49 @@ func TestLlamaGreedyMatchesTargetOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestRoundAllocations checks that a draft-and-verify round on real
+// decoders allocates nothing once the decoder's buffers are sized.
+func TestRoundAllocations(t *testing.T) {
+	m, err := llama.Load("../llama/testdata/golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := m.NewCache(256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc, err := m.NewCache(256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, judge := range []*Judge{nil, {W: make([]float32, m.Config.HiddenSize), B: -5}} {
+		tc.Reset()
+		dc.Reset()
+		d, err := New(tc, dc, Options{K: 6, Fixed: true, Judge: judge})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq := []int{10, 20, 30, 40, 50}
+		if _, err := tc.Prefill(seq[:len(seq)-1]); err != nil {
+			t.Fatal(err)
+		}
+		d.ensure(m.Config.VocabSize)
+		round := func() {
+			if _, err := d.round(seq, 6); err != nil {
+				t.Fatal(err)
+			}
+			// Roll both caches back to the state before the round.
+			if err := tc.Truncate(len(seq) - 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := dc.Truncate(len(seq) - 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		round()
+		if a := testing.AllocsPerRun(20, round); a > 0.5 {
+			t.Errorf("judge %v: %.1f allocations per round, want none", judge != nil, a)
+		}
+	}
+}

@@ -104,7 +104,9 @@ type Decoder struct {
 
 	q        []float32 // [MaxK, V] draft distributions
 	p, resid []float32 // [V] scratch
-	draftBuf []int
+	draftBuf []int     // [MaxK] the round's drafts
+	verifyIn []int     // [MaxK+1] the round's verification input
+	outBuf   []int     // [MaxK+1] the round's kept tokens
 }
 
 // New returns a decoder. Both caches must be empty or hold the same
@@ -133,6 +135,9 @@ func New(target, draft Cache, opt Options) (*Decoder, error) {
 		d.cost = 0.1
 	}
 	d.stats.Histogram = make([]int, opt.MaxK+1)
+	d.draftBuf = make([]int, 0, opt.MaxK)
+	d.verifyIn = make([]int, 0, opt.MaxK+1)
+	d.outBuf = make([]int, 0, opt.MaxK+1)
 	return d, nil
 }
 
@@ -155,7 +160,7 @@ func (d *Decoder) Generate(prompt []int, maxNew int) ([]int, error) {
 	if d.target.Len() != 0 || d.draft.Len() != 0 {
 		return nil, errors.New("specdec: Generate needs empty caches")
 	}
-	seq := append([]int(nil), prompt...)
+	seq := append(make([]int, 0, len(prompt)+max(maxNew, 0)+1), prompt...)
 	if maxNew <= 0 {
 		if _, err := d.target.Prefill(seq); err != nil {
 			return nil, fmt.Errorf("specdec: target prefill: %w", err)
@@ -215,7 +220,7 @@ func (d *Decoder) ensure(v int) {
 }
 
 // plain runs one target-only step: feeds the last token of seq and
-// samples the next.
+// samples the next (returned in a buffer the next step reuses).
 func (d *Decoder) plain(seq []int) ([]int, error) {
 	logits, err := d.target.Prefill(seq[len(seq)-1:])
 	if err != nil {
@@ -227,11 +232,12 @@ func (d *Decoder) plain(seq []int) ([]int, error) {
 	if !d.opt.Fixed && d.sincePro >= 16 {
 		d.k, d.sincePro = 1, 0 // probe: is drafting worth it again?
 	}
-	return []int{d.sampler.Sample(logits)}, nil
+	return append(d.outBuf[:0], d.sampler.Sample(logits)), nil
 }
 
 // round drafts k tokens after seq, verifies them with one target pass and
-// returns the tokens it keeps plus the target's next token.
+// returns the tokens it keeps plus the target's next token (in a buffer
+// the next round reuses).
 func (d *Decoder) round(seq []int, k int) ([]int, error) {
 	V := len(d.p)
 	base := len(seq) - 1 // target tokens before this round
@@ -270,7 +276,7 @@ func (d *Decoder) round(seq []int, k int) ([]int, error) {
 
 	// Verify: the last token of seq and the k drafts in one pass.
 	t1 := time.Now()
-	in := append(append(make([]int, 0, k+1), seq[len(seq)-1]), drafts...)
+	in := append(append(d.verifyIn[:0], seq[len(seq)-1]), drafts...)
 	all, err := d.target.Extend(in)
 	if err != nil {
 		return nil, fmt.Errorf("specdec: target verify: %w", err)
@@ -334,7 +340,7 @@ func (d *Decoder) round(seq []int, k int) ([]int, error) {
 	d.stats.Accepted += accepted
 	d.stats.Histogram[accepted]++
 	d.adapt(k, accepted, draftTime, targetTime)
-	return append(drafts[:accepted:accepted], next), nil
+	return append(append(d.outBuf[:0], drafts[:accepted]...), next), nil
 }
 
 // pick draws from p (argmax of logits when greedy).
