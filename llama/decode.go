@@ -86,6 +86,13 @@ func newDecoder(c *Cache) *decoder {
 	return d
 }
 
+// teamMinArena is the smallest arena (in floats) whose steps use the
+// decode team. A smaller model's loops (a speculative decoder's draft of a
+// quarter of a million weights) take a microsecond or two each, about
+// what handing chunks to a helper costs, and its steps go faster alone.
+// A variable so that tests can run small models on the team.
+var teamMinArena = 1 << 20
+
 // Chunks per participating thread of each loop: a few, so that a late
 // helper leaves little behind.
 const chunksPerThread = 4
@@ -102,6 +109,9 @@ func (d *decoder) step(token int) {
 	eps := float32(cfg.RMSNormEps)
 
 	useTeam, probe := d.choice.next()
+	if len(e.arena) < teamMinArena {
+		useTeam, probe = false, false
+	}
 	threads := 0
 	if useTeam {
 		if threads = decodeTeam.acquire(); threads > 0 {

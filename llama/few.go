@@ -110,7 +110,13 @@ func (c *Cache) forwardFew(tokens []int, all bool) {
 	f.threads = 1
 	if useTeam {
 		if n := decodeTeam.acquire(); n > 0 {
-			defer decodeTeam.release()
+			defer func() {
+				// What follows a batched pass (the draft's steps of
+				// speculative decoding, the next prompt) seldom needs
+				// the team soon: the helpers park now.
+				decodeTeam.rest()
+				decodeTeam.release()
+			}()
 			f.threads = n
 		}
 	}

@@ -81,6 +81,9 @@ func TestFewMatchesDecode(t *testing.T) {
 // TestFewAllocations checks that a verification pass allocates nothing
 // once the cache has run one.
 func TestFewAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
 	e := randomEngine(specTargetConfig(), 4)
 	c := newCache(e, 64)
 	tokens := []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}

@@ -23,7 +23,7 @@ func specDraftConfig() Config {
 // token) and verification passes (k+1 tokens).
 func benchStep(b *testing.B, cfg Config, tokens int) {
 	e := randomEngine(cfg, 1)
-	prompt := make([]int, 40)
+	prompt := make([]int, 64)
 	for i := range prompt {
 		prompt[i] = (7 * i) % cfg.VocabSize
 	}

@@ -42,6 +42,10 @@ type team struct {
 	stalled bool
 	backoff int
 
+	// resting tells helpers without work to park at once rather than
+	// spin: set by a caller whose next loops are far off (see rest).
+	resting atomic.Bool
+
 	// sleeping is set by a caller that stopped spinning for the last
 	// chunks of its loop; it waits on woken.
 	sleeping atomic.Bool
@@ -118,6 +122,7 @@ func (t *team) run(n, unit, chunks int, fn func(lo, hi int)) {
 		return
 	}
 	t.fn, t.n, t.unit = fn, n, unit
+	t.resting.Store(false)
 	t.done.Store(0)
 	gen := t.work.Load()>>32 + 1
 	t.work.Store(gen<<32 | uint64(chunks)<<16)
@@ -192,11 +197,11 @@ func (t *team) loop(h *helper) {
 			continue
 		}
 		runtime.Gosched()
-		if idle.IsZero() {
+		if idle.IsZero() && !t.resting.Load() {
 			idle = time.Now()
 			continue
 		}
-		if time.Since(idle) < helperSpin {
+		if !t.resting.Load() && time.Since(idle) < helperSpin {
 			continue
 		}
 		spins, idle = 0, time.Time{}
@@ -207,6 +212,11 @@ func (t *team) loop(h *helper) {
 		<-h.wake // the poster cleared parked and sends exactly once
 	}
 }
+
+// rest makes the helpers park as soon as they run out of work, for a
+// caller that holds the team and will not issue loops for a while (a
+// batched pass followed by steps of another, smaller model).
+func (t *team) rest() { t.resting.Store(true) }
 
 // claimable reports whether the current loop has unclaimed chunks.
 func (t *team) claimable() bool {

@@ -73,6 +73,8 @@ func TestDecodeThreadsAgree(t *testing.T) {
 }
 
 func decodeThreadsAgree(t *testing.T, cfg Config) {
+	defer func(n int) { teamMinArena = n }(teamMinArena)
+	teamMinArena = 0 // these small models would decode alone
 	e := randomEngine(cfg, 4)
 	decode := func(threads int) []float32 {
 		defer parallel.SetThreads(parallel.SetThreads(threads))
@@ -129,4 +131,49 @@ func TestThreadChoice(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTeamRest checks that helpers told to rest park without spinning and
+// still take part in the loops that follow.
+func TestTeamRest(t *testing.T) {
+	defer parallel.SetThreads(parallel.SetThreads(2))
+	n := decodeTeam.acquire()
+	if n == 0 {
+		t.Skip("the decode team is busy")
+	}
+	defer decodeTeam.release()
+	const size = 4096
+	for round := range 5 {
+		var hits [size]atomic.Int32
+		decodeTeam.run(size, 4, 8, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				hits[i].Add(1)
+			}
+		})
+		for i := range hits {
+			if h := hits[i].Load(); h != 1 {
+				t.Fatalf("round %d: index %d covered %d times", round, i, h)
+			}
+		}
+		decodeTeam.rest()
+		if n < 2 {
+			continue
+		}
+		deadline := time.Now().Add(time.Second)
+		for !allParked() {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: helpers still spinning after a rest", round)
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+}
+
+func allParked() bool {
+	for _, h := range decodeTeam.helpers {
+		if !h.parked.Load() {
+			return false
+		}
+	}
+	return true
 }
