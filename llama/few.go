@@ -218,15 +218,19 @@ func (c *Cache) fewRows(lo, hi int) {
 	k, ld, r, w := f.k, f.ld, f.r, f.w
 	for b := lo; b < hi; b += fewBlock {
 		e := min(b+fewBlock, hi)
+		if r > 0 {
+			// The GEMV first: it streams the block of weights in with
+			// prefetches, and SGEMM then finds it in the cache (reading
+			// twelve rows at a time, SGEMM waits for memory when the
+			// weights were evicted between passes, as a speculative
+			// decoder's draft steps do).
+			y := f.y[b:e]
+			c.e.gemvRows(e-b, k, w[b*k:], k, f.col[:k], 0, y)
+			for i, v := range y {
+				f.out[(b+i)*ld] = v
+			}
+		}
 		gemm.Sgemm(false, false, e-b, ld-r, k, 1, w[b*k:], k, f.in[r:], ld, 0, f.out[b*ld+r:], ld)
-		if r == 0 {
-			continue
-		}
-		y := f.y[b:e]
-		c.e.gemvRows(e-b, k, w[b*k:], k, f.col[:k], 0, y)
-		for i, v := range y {
-			f.out[(b+i)*ld] = v
-		}
 	}
 }
 

@@ -3,6 +3,7 @@ package llama
 import (
 	"fmt"
 	"math"
+	"sync"
 	"unsafe"
 
 	"tessera/internal/attn"
@@ -34,6 +35,7 @@ type layerSlots struct {
 // updates (an optimiser step) stay visible, and a replaced tensor (a
 // checkpoint load) is noticed and the arena repacked.
 type engine struct {
+	mu     sync.Mutex // held while checking and packing the arena
 	cfg    Config
 	embed  slot // [V, d]
 	norm   slot // [d]
@@ -55,11 +57,15 @@ func newEngine(cfg Config, embed, norm, head slot, layers []layerSlots) *engine 
 	return e
 }
 
-// sync makes sure the arena holds the current weights.
+// sync makes sure the arena holds the current weights. Caches of one
+// model may run on different goroutines (a speculative decoder's target
+// and draft); the lock keeps them from packing at once.
 func (e *engine) sync() {
+	e.mu.Lock()
 	if !e.packed() {
 		e.pack()
 	}
+	e.mu.Unlock()
 }
 
 // packed reports whether every slot views its place in the arena.
@@ -122,7 +128,8 @@ func data(s slot) []float32 { return s.Tensor().Data() }
 // Cache is the key/value cache of one sequence: it feeds tokens through the
 // model, appending their keys and values in place, and returns logits. The
 // slices it returns belong to the cache and are overwritten by its next
-// call. A Cache is not safe for concurrent use.
+// call. A Cache is not safe for concurrent use; different caches, of one
+// model or of several, may be used from different goroutines at once.
 type Cache struct {
 	e        *engine
 	capacity int

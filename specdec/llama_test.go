@@ -107,3 +107,39 @@ func TestRoundAllocations(t *testing.T) {
 		}
 	}
 }
+
+// TestLlamaSameModelDraft drafts with a second cache of the target itself:
+// the first round's drafting runs while the target prefills, on caches
+// that share one engine, and every draft is accepted.
+func TestLlamaSameModelDraft(t *testing.T) {
+	m, err := llama.Load("../llama/testdata/golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newCache := func() *llama.Cache {
+		c, err := m.NewCache(128)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	prompt := []int{3, 14, 15, 92, 65}
+	want, err := Plain(newCache(), prompt, 40, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := New(newCache(), newCache(), Options{K: 5, Fixed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := dec.Generate(prompt, 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %v\nwant %v", got, want)
+	}
+	if s := dec.Stats(); s.Accepted != s.Drafted {
+		t.Fatalf("a draft identical to the target kept %d of %d tokens", s.Accepted, s.Drafted)
+	}
+}

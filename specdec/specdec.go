@@ -171,11 +171,28 @@ func (d *Decoder) Generate(prompt []int, maxNew int) ([]int, error) {
 	// seq, so the first answer token is drafted and verified like the rest
 	// (with a one-token prompt the target chooses it alone).
 	if len(seq) >= 2 {
-		logits, err := d.target.Prefill(seq[:len(seq)-1])
-		if err != nil {
-			return nil, fmt.Errorf("specdec: target prefill: %w", err)
+		if k := min(d.k, maxNew-1); k >= 1 {
+			// The first round's drafting runs while the target prefills
+			// the prompt: the two models are independent until the
+			// verification.
+			out, err := d.firstRound(seq, k)
+			if err != nil {
+				return nil, err
+			}
+			for _, t := range out {
+				seq = append(seq, t)
+				d.stats.Emitted++
+				if (d.opt.StopAtEOS && t == d.opt.EOS) || len(seq)-len(prompt) == maxNew {
+					return seq[len(prompt):], nil
+				}
+			}
+		} else {
+			logits, err := d.target.Prefill(seq[:len(seq)-1])
+			if err != nil {
+				return nil, fmt.Errorf("specdec: target prefill: %w", err)
+			}
+			d.ensure(len(logits))
 		}
-		d.ensure(len(logits))
 	} else {
 		logits, err := d.target.Prefill(seq)
 		if err != nil {
@@ -212,6 +229,25 @@ func (d *Decoder) Generate(prompt []int, maxNew int) ([]int, error) {
 	return seq[len(prompt):], nil
 }
 
+// firstRound prefills the target with seq but its last token while the
+// draft proposes k tokens after seq on the calling goroutine, then
+// verifies them.
+func (d *Decoder) firstRound(seq []int, k int) ([]int, error) {
+	prefilled := make(chan error, 1)
+	go func() {
+		_, err := d.target.Prefill(seq[:len(seq)-1])
+		prefilled <- err
+	}()
+	drafts, draftTime, derr := d.propose(seq, k)
+	if err := <-prefilled; err != nil {
+		return nil, fmt.Errorf("specdec: target prefill: %w", err)
+	}
+	if derr != nil {
+		return nil, derr
+	}
+	return d.verify(seq, drafts, draftTime)
+}
+
 func (d *Decoder) ensure(v int) {
 	if len(d.p) != v {
 		d.p, d.resid = make([]float32, v), make([]float32, v)
@@ -239,19 +275,31 @@ func (d *Decoder) plain(seq []int) ([]int, error) {
 // returns the tokens it keeps plus the target's next token (in a buffer
 // the next round reuses).
 func (d *Decoder) round(seq []int, k int) ([]int, error) {
-	V := len(d.p)
+	drafts, draftTime, err := d.propose(seq, k)
+	if err != nil {
+		return nil, err
+	}
+	return d.verify(seq, drafts, draftTime)
+}
+
+// propose catches the draft cache up with seq and drafts k tokens after
+// it, returning them and the time taken. It touches neither the target
+// nor the target's side of the decoder, so it can run while the target
+// prefills the prompt.
+func (d *Decoder) propose(seq []int, k int) ([]int, time.Duration, error) {
 	base := len(seq) - 1 // target tokens before this round
-	// Draft: catch the draft cache up with seq, then propose k tokens.
 	t0 := time.Now()
 	if d.draft.Len() > base {
 		if err := d.draft.Truncate(base); err != nil {
-			return nil, fmt.Errorf("specdec: draft: %w", err)
+			return nil, 0, fmt.Errorf("specdec: draft: %w", err)
 		}
 	}
 	logits, err := d.draft.Prefill(seq[d.draft.Len():])
 	if err != nil {
-		return nil, fmt.Errorf("specdec: draft: %w", err)
+		return nil, 0, fmt.Errorf("specdec: draft: %w", err)
 	}
+	d.ensure(len(logits))
+	V := len(d.p)
 	d.stats.DraftCalls++
 	drafts := d.draftBuf[:0]
 	for i := 0; i < k; i++ {
@@ -266,20 +314,29 @@ func (d *Decoder) round(seq []int, k int) ([]int, error) {
 		drafts = append(drafts, t)
 		if i+1 < k {
 			if logits, err = d.draft.Prefill(drafts[i : i+1]); err != nil {
-				return nil, fmt.Errorf("specdec: draft: %w", err)
+				return nil, 0, fmt.Errorf("specdec: draft: %w", err)
 			}
 			d.stats.DraftCalls++
 		}
 	}
 	d.draftBuf = drafts
-	draftTime := time.Since(t0)
+	return drafts, time.Since(t0), nil
+}
 
+// verify checks the drafts proposed after seq with one target pass and
+// returns the tokens it keeps plus the target's next token.
+func (d *Decoder) verify(seq, drafts []int, draftTime time.Duration) ([]int, error) {
+	V, k := len(d.p), len(drafts)
+	base := len(seq) - 1 // target tokens before this round
 	// Verify: the last token of seq and the k drafts in one pass.
 	t1 := time.Now()
 	in := append(append(d.verifyIn[:0], seq[len(seq)-1]), drafts...)
 	all, err := d.target.Extend(in)
 	if err != nil {
 		return nil, fmt.Errorf("specdec: target verify: %w", err)
+	}
+	if len(all) != (k+1)*V {
+		return nil, fmt.Errorf("specdec: target verify: %d logits for %d tokens of a vocabulary of %d (the draft's)", len(all), k+1, V)
 	}
 	d.stats.TargetCalls++
 	var hidden []float32
