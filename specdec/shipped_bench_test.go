@@ -2,6 +2,7 @@ package specdec_test
 
 import (
 	"testing"
+	"time"
 
 	"tessera/corpus"
 	"tessera/decoders"
@@ -91,4 +92,82 @@ func BenchmarkShipped(b *testing.B) {
 			})
 		})
 	}
+}
+
+// timedCache times the calls a decoder makes to one model: prefills of
+// several tokens, one-token steps and verification passes.
+type timedCache struct {
+	*llama.Cache
+	prefill, step, extend time.Duration
+}
+
+func (c *timedCache) Prefill(tokens []int) ([]float32, error) {
+	t0 := time.Now()
+	logits, err := c.Cache.Prefill(tokens)
+	if len(tokens) == 1 {
+		c.step += time.Since(t0)
+	} else {
+		c.prefill += time.Since(t0)
+	}
+	return logits, err
+}
+
+func (c *timedCache) Extend(tokens []int) ([]float32, error) {
+	t0 := time.Now()
+	logits, err := c.Cache.Extend(tokens)
+	c.extend += time.Since(t0)
+	return logits, err
+}
+
+// BenchmarkShippedPhases splits the time of an answer between the calls
+// to the models, alternating target-only decoding and Judge Decoding
+// (k = 16 fixed) on the same held-out problems: the prompt prefills, the
+// target's steps or verification passes, and the draft's steps. The first
+// round's drafting overlaps the target's prefill.
+func BenchmarkShippedPhases(b *testing.B) {
+	target, draft, judge, prompts := shipped(b, 20)
+	const capacity = 160 + decoders.MaxAnswer + 16
+	tc0, err := target.NewCache(capacity)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dc0, err := draft.NewCache(capacity)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var plain, spec struct {
+		tc, dc timedCache
+		total  time.Duration
+	}
+	plain.tc.Cache, spec.tc.Cache, spec.dc.Cache = tc0, tc0, dc0
+	answers := 0
+	for b.Loop() {
+		for _, p := range prompts {
+			tc0.Reset()
+			t0 := time.Now()
+			if _, err := specdec.Plain(&plain.tc, p, decoders.MaxAnswer, specdec.Options{EOS: tokenizer.EOS, StopAtEOS: true}); err != nil {
+				b.Fatal(err)
+			}
+			plain.total += time.Since(t0)
+			tc0.Reset()
+			dc0.Reset()
+			t0 = time.Now()
+			d, err := specdec.New(&spec.tc, &spec.dc, specdec.Options{K: 16, Fixed: true, Judge: judge, EOS: tokenizer.EOS, StopAtEOS: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := d.Generate(p, decoders.MaxAnswer); err != nil {
+				b.Fatal(err)
+			}
+			spec.total += time.Since(t0)
+			answers++
+		}
+	}
+	ms := func(d time.Duration) float64 { return d.Seconds() * 1000 / float64(answers) }
+	b.ReportMetric(ms(plain.total), "target-only-ms/answer")
+	b.ReportMetric(ms(spec.total), "judge-ms/answer")
+	b.Logf("target only, ms per answer: %.2f (prompt prefill %.2f, steps %.2f)",
+		ms(plain.total), ms(plain.tc.prefill), ms(plain.tc.step))
+	b.Logf("Judge Decoding, ms per answer: %.2f (target prefill %.2f, verification %.2f; draft prefill %.2f, steps %.2f)",
+		ms(spec.total), ms(spec.tc.prefill), ms(spec.tc.extend), ms(spec.dc.prefill), ms(spec.dc.step))
 }
