@@ -283,7 +283,8 @@ func (d *Decoder) round(seq []int, k int) ([]int, error) {
 }
 
 // propose catches the draft cache up with seq and drafts k tokens after
-// it, returning them and the time taken. It touches neither the target
+// it (fewer when it drafts the end of sequence and generation stops
+// there), returning them and the time taken. It touches neither the target
 // nor the target's side of the decoder, so it can run while the target
 // prefills the prompt.
 func (d *Decoder) propose(seq []int, k int) ([]int, time.Duration, error) {
@@ -312,6 +313,11 @@ func (d *Decoder) propose(seq []int, k int) ([]int, time.Duration, error) {
 			t = d.sampler.Draw(q)
 		}
 		drafts = append(drafts, t)
+		if d.opt.StopAtEOS && t == d.opt.EOS {
+			// Nothing after an end of sequence is kept: drafting and
+			// verifying beyond it would be wasted.
+			break
+		}
 		if i+1 < k {
 			if logits, err = d.draft.Prefill(drafts[i : i+1]); err != nil {
 				return nil, 0, fmt.Errorf("specdec: draft: %w", err)

@@ -515,3 +515,57 @@ func TestFirstTokenIsDrafted(t *testing.T) {
 		})
 	}
 }
+
+// eosWatch is a draft that records whether a token was fed to it after
+// an end of sequence it had been fed, with no rollback in between.
+type eosWatch struct {
+	*toy
+	eos             int
+	sawEOS, fedPast bool
+}
+
+func (w *eosWatch) Prefill(tokens []int) ([]float32, error) {
+	for _, t := range tokens {
+		if w.sawEOS {
+			w.fedPast = true
+		}
+		w.sawEOS = w.sawEOS || t == w.eos
+	}
+	return w.toy.Prefill(tokens)
+}
+
+func (w *eosWatch) Truncate(n int) error {
+	w.sawEOS = slices.Contains(w.tokens[:n], w.eos)
+	return w.toy.Truncate(n)
+}
+
+// TestDraftStopsAtEOS checks that with StopAtEOS the draft does not draft
+// past an end of sequence it proposes, and that greedy output still equals
+// the target's own.
+func TestDraftStopsAtEOS(t *testing.T) {
+	const vocab = 16
+	target := newToy(vocab, 1, 3, nil, 0)
+	for eos := 0; eos < vocab; eos++ {
+		prompt := []int{(eos + 1) % vocab, (eos + 2) % vocab, (eos + 5) % vocab}
+		opt := Options{K: 8, Fixed: true, EOS: eos, StopAtEOS: true}
+		want, err := Plain(&toy{vocab: vocab, table: target.table}, prompt, 60, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		draft := &eosWatch{toy: newToy(vocab, 9, 0, target, 0.5), eos: eos}
+		dec, err := New(&toy{vocab: vocab, table: target.table}, draft, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := dec.Generate(prompt, 60)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("eos %d:\n got %v\nwant %v", eos, got, want)
+		}
+		if draft.fedPast {
+			t.Fatalf("eos %d: the draft drafted past an end of sequence", eos)
+		}
+	}
+}
