@@ -235,12 +235,21 @@ func (c *Cache) fewRows(lo, hi int) {
 }
 
 // transpose writes src [rows, cols] into dst feature-major: dst[j*ld+i] =
-// src[i*cols+j].
+// src[i*cols+j]. Rows go four at a time, so that each feature's four
+// values are one short contiguous store.
 func transpose(dst []float32, ld int, src []float32, rows, cols int) {
 	src = src[:rows*cols]
-	for i := 0; i < rows; i++ {
-		s := src[i*cols : (i+1)*cols]
-		for j, v := range s {
+	i := 0
+	for ; i+4 <= rows; i += 4 {
+		s0, s1 := src[i*cols:(i+1)*cols], src[(i+1)*cols:(i+2)*cols]
+		s2, s3 := src[(i+2)*cols:(i+3)*cols], src[(i+3)*cols:(i+4)*cols]
+		for j := range s0 {
+			d := dst[j*ld+i : j*ld+i+4 : j*ld+i+4]
+			d[0], d[1], d[2], d[3] = s0[j], s1[j], s2[j], s3[j]
+		}
+	}
+	for ; i < rows; i++ {
+		for j, v := range src[i*cols : (i+1)*cols] {
 			dst[j*ld+i] = v
 		}
 	}
@@ -250,7 +259,16 @@ func transpose(dst []float32, ld int, src []float32, rows, cols int) {
 // [rows, cols]: dst[i*cols+j] = src[j*ld+i].
 func untranspose(dst, src []float32, ld, rows, cols int) {
 	dst = dst[:rows*cols]
-	for i := 0; i < rows; i++ {
+	i := 0
+	for ; i+4 <= rows; i += 4 {
+		d0, d1 := dst[i*cols:(i+1)*cols], dst[(i+1)*cols:(i+2)*cols]
+		d2, d3 := dst[(i+2)*cols:(i+3)*cols], dst[(i+3)*cols:(i+4)*cols]
+		for j := range d0 {
+			s := src[j*ld+i : j*ld+i+4 : j*ld+i+4]
+			d0[j], d1[j], d2[j], d3[j] = s[0], s[1], s[2], s[3]
+		}
+	}
+	for ; i < rows; i++ {
 		d := dst[i*cols : (i+1)*cols]
 		for j := range d {
 			d[j] = src[j*ld+i]
@@ -261,7 +279,19 @@ func untranspose(dst, src []float32, ld, rows, cols int) {
 // addTransposed is untranspose adding into dst.
 func addTransposed(dst, src []float32, ld, rows, cols int) {
 	dst = dst[:rows*cols]
-	for i := 0; i < rows; i++ {
+	i := 0
+	for ; i+4 <= rows; i += 4 {
+		d0, d1 := dst[i*cols:(i+1)*cols], dst[(i+1)*cols:(i+2)*cols]
+		d2, d3 := dst[(i+2)*cols:(i+3)*cols], dst[(i+3)*cols:(i+4)*cols]
+		for j := range d0 {
+			s := src[j*ld+i : j*ld+i+4 : j*ld+i+4]
+			d0[j] += s[0]
+			d1[j] += s[1]
+			d2[j] += s[2]
+			d3[j] += s[3]
+		}
+	}
+	for ; i < rows; i++ {
 		d := dst[i*cols : (i+1)*cols]
 		for j := range d {
 			d[j] += src[j*ld+i]
