@@ -8,7 +8,6 @@ import (
 	"tessera/autodiff"
 	"tessera/diffusion"
 	"tessera/dit"
-	"tessera/nn"
 	"tessera/tensor"
 )
 
@@ -17,15 +16,9 @@ import (
 func tinyModel(t *testing.T) *dit.Model {
 	t.Helper()
 	cfg := dit.Config{InputSize: 8, PatchSize: 2, InChannels: 1, HiddenSize: 16, Depth: 3, NumHeads: 2, MLPRatio: 2, NumClasses: 3, Prediction: dit.Velocity}
-	rng := tensor.NewRNG(7)
-	m, err := dit.New(cfg, rng)
+	m, err := dit.NewRandom(cfg, tensor.NewRNG(7), 0.2)
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, p := range nn.NamedParams(m) {
-		if p.Name != "pos_embed" {
-			nn.Normal(rng, p.Var.Value, 0.2)
-		}
 	}
 	return m
 }

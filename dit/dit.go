@@ -109,6 +109,23 @@ func New(cfg Config, rng *tensor.RNG) (*Model, error) {
 	return m, nil
 }
 
+// NewRandom is New followed by drawing every weight but the fixed position
+// embedding from N(0, std²) with rng: a model whose blocks all do
+// something, for tests and benchmarks (the reference initialisation zeroes
+// the adaLN and output layers, which makes every block the identity).
+func NewRandom(cfg Config, rng *tensor.RNG, std float32) (*Model, error) {
+	m, err := New(cfg, rng)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range nn.NamedParams(m) {
+		if p.Name != "pos_embed" {
+			nn.Normal(rng, p.Var.Value, std)
+		}
+	}
+	return m, nil
+}
+
 // PosEmbed returns the fixed 2-d sin-cos position embedding [1, grid², dim]
 // of the reference: token (row i, column j) gets
 // [sin(j·ω), cos(j·ω), sin(i·ω), cos(i·ω)], each block dim/4 wide, with

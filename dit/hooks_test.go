@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"tessera/autodiff"
-	"tessera/nn"
 	"tessera/tensor"
 )
 
@@ -13,14 +12,9 @@ import (
 func TestForwardBlocksMatchesForward(t *testing.T) {
 	cfg := Config{InputSize: 8, PatchSize: 2, InChannels: 2, HiddenSize: 16, Depth: 3, NumHeads: 2, MLPRatio: 2, NumClasses: 4, LearnSigma: true, Prediction: Velocity}
 	rng := tensor.NewRNG(11)
-	m, err := New(cfg, rng)
+	m, err := NewRandom(cfg, rng, 0.1)
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, p := range nn.NamedParams(m) {
-		if p.Name != "pos_embed" {
-			nn.Normal(rng, p.Var.Value, 0.1)
-		}
 	}
 	x := rng.Normal(3, 2, 8, 8)
 	ts, y := []float32{10, 500, 990}, []int{0, 3, 4}
