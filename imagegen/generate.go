@@ -25,6 +25,9 @@ type GenerateOptions struct {
 	Batch    int     // images per network batch (default 64)
 	// Precision of the network's products: "auto" (default: bf16 where
 	// the CPU has native bfloat16 dot products, else f32), "f32" or "bf16".
+	// Generate sets it on the model's layers for the run and restores f32
+	// after, so one model must not run two generations at once (the
+	// server takes requests one at a time).
 	Precision string
 	Progress  progress.Options
 }
