@@ -52,16 +52,10 @@ func (l *Linear) Forward(g *autodiff.Graph, x *autodiff.Var) *autodiff.Var {
 	if s := x.Shape(); len(s) == 0 || s[len(s)-1] != l.In() {
 		panic(shapeErr("Linear", fmt.Sprintf("[..., %d]", l.In()), s))
 	}
-	var y *autodiff.Var
-	if l.bf16 != nil && !g.Recording() {
-		var b *tensor.Tensor
-		if l.Bias != nil {
-			b = l.Bias.Value
-		}
-		y = autodiff.Const(tensor.LinearBF16(x.Value, l.bf16, b))
-	} else {
-		y = g.Linear(x, l.Weight, l.Bias)
+	if !g.Recording() {
+		return autodiff.Const(l.Infer(x.Value, nil))
 	}
+	y := g.Linear(x, l.Weight, l.Bias)
 	if l.LoraA != nil {
 		low := g.Linear(g.Linear(x, l.LoraA, nil), l.LoraB, nil)
 		y = g.Add(y, g.Scale(low, l.LoraScale))

@@ -2,7 +2,6 @@ package tensor
 
 import (
 	"fmt"
-	"slices"
 
 	"tessera/internal/gemm"
 )
@@ -52,12 +51,7 @@ func LinearBF16Into(out, x *Tensor, w *BF16Weight, b *Tensor) *Tensor {
 		}
 		panic(fmt.Sprintf("tensor.LinearBF16: x %v, w [%d %d], b %v do not fit", x.shape, outF, w.In(), bs))
 	}
-	shape := append(clone(x.shape[:len(x.shape)-1]), outF)
-	if out == nil {
-		out = New(shape...)
-	} else if !out.IsContiguous() || !slices.Equal(out.shape, shape) {
-		panic(fmt.Sprintf("tensor.LinearBF16Into: out %v, want contiguous %v", out.shape, shape))
-	}
+	out = linearOut("LinearBF16Into", out, x, outF)
 	var bias []float32
 	if b != nil {
 		bias = b.Data()

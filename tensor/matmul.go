@@ -112,6 +112,19 @@ func MatMulInto(out, a, b *Tensor, alpha, beta float32) {
 	}
 }
 
+// linearOut returns out, checked to be a contiguous [..., outF] tensor
+// for x [..., in], or a new one when out is nil.
+func linearOut(op string, out, x *Tensor, outF int) *Tensor {
+	shape := append(clone(x.shape[:len(x.shape)-1]), outF)
+	if out == nil {
+		return New(shape...)
+	}
+	if !out.IsContiguous() || !slices.Equal(out.shape, shape) {
+		panic(fmt.Sprintf("tensor.%s: out %v, want contiguous %v", op, out.shape, shape))
+	}
+	return out
+}
+
 // Linear returns x·wᵀ + b for x [..., in], w [out, in] (PyTorch layout) and
 // b [out] or nil, as one GEMM over all leading dimensions.
 func Linear(x, w, b *Tensor) *Tensor { return LinearInto(nil, x, w, b) }
@@ -127,12 +140,7 @@ func LinearInto(out, x, w, b *Tensor) *Tensor {
 		}
 		panic(fmt.Sprintf("tensor.Linear: x %v, w %v, b %v do not fit", x.shape, w.shape, bs))
 	}
-	shape := append(clone(x.shape[:len(x.shape)-1]), outF)
-	if out == nil {
-		out = New(shape...)
-	} else if !out.IsContiguous() || !slices.Equal(out.shape, shape) {
-		panic(fmt.Sprintf("tensor.LinearInto: out %v, want contiguous %v", out.shape, shape))
-	}
+	out = linearOut("LinearInto", out, x, outF)
 	beta := float32(0)
 	if b != nil {
 		bd := b.Contiguous().Data()
