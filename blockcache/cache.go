@@ -123,7 +123,7 @@ type Cache struct {
 
 // branchState is one guidance branch's cache.
 type branchState struct {
-	out      []*tensor.Tensor // last computed output of each block, [rows, T, D]
+	out      []*tensor.Tensor // last computed output (or residual, Plan.Reuse) of each block, [rows, T, D]
 	residual *tensor.Tensor   // dynamic: block 0's residual at the last full computation
 	tail     *tensor.Tensor   // dynamic: h_L − h_1 at the last full computation
 }
@@ -225,8 +225,9 @@ func (c *Cache) Predict(x *tensor.Tensor, t []float32, y []int) (*tensor.Tensor,
 	return m.Channels(out.Value), nil
 }
 
-// adjust returns the reused output of block i for branch b at the current
-// evaluation: a·o + b with the plan's scalars (or the trainable ones).
+// adjuster returns the reused tensor of block i for branch b at the
+// current evaluation (its output, or its residual with Plan.Reuse
+// ReuseResidual): a·o + b with the plan's scalars (or the trainable ones).
 type adjuster func(g *autodiff.Graph, branch, block int, cached *autodiff.Var) *autodiff.Var
 
 // runner is the BlockRunner of the scheduled cache for one evaluation.
@@ -258,11 +259,15 @@ func (c *Cache) runner(br [2][2]int, adj adjuster) dit.BlockRunner {
 		if nNeed > 0 {
 			c.stats.BlockEvals++
 		}
+		residual := c.Plan.Reuse == ReuseResidual
 		if nNeed == present {
 			o := c.Model.RunBlock(g, i, h, cv)
 			for b := range br {
 				if br[b][1] > br[b][0] {
 					c.state[b].out[i] = rowsOf(o.Value, br[b][0], br[b][1])
+					if residual {
+						c.state[b].out[i] = sub(c.state[b].out[i], rowsOf(h.Value, br[b][0], br[b][1]))
+					}
 				}
 			}
 			return o
@@ -273,11 +278,18 @@ func (c *Cache) runner(br [2][2]int, adj adjuster) dit.BlockRunner {
 			if hi == lo {
 				continue
 			}
-			if need[b] {
-				o := c.Model.RunBlock(g, i, g.Slice(h, 0, lo, hi), g.Slice(cv, 0, lo, hi))
+			hb := g.Slice(h, 0, lo, hi)
+			switch {
+			case need[b]:
+				o := c.Model.RunBlock(g, i, hb, g.Slice(cv, 0, lo, hi))
 				c.state[b].out[i] = o.Value
+				if residual {
+					c.state[b].out[i] = sub(o.Value, hb.Value)
+				}
 				parts = append(parts, o)
-			} else {
+			case residual:
+				parts = append(parts, g.Add(hb, adj(g, b, i, autodiff.Const(c.state[b].out[i]))))
+			default:
 				parts = append(parts, adj(g, b, i, autodiff.Const(c.state[b].out[i])))
 			}
 		}

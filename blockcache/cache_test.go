@@ -177,6 +177,82 @@ func TestScaleShiftApplied(t *testing.T) {
 	}
 }
 
+// TestResidualReuse checks residual reuse: a skipped block adds its last
+// residual (output minus input, with the plan's scale-shift) to its fresh
+// input, and the blocks it does not skip match the uncached model.
+func TestResidualReuse(t *testing.T) {
+	m := tinyModel(t)
+	rng := tensor.NewRNG(4)
+	x1, x2 := rng.Normal(2, 1, 8, 8), rng.Normal(2, 1, 8, 8)
+	ts := []float32{400, 400}
+	y := []int{0, 1}
+	const mid = 1
+	for _, tc := range []struct {
+		name string
+		a, b float32
+	}{{"plain", 1, 0}, {"scale-shift", 2, 0.5}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := plan(m, 2, 1, [3]int{Cond, mid, 1})
+			p.Reuse = ReuseResidual
+			if tc.a != 1 || tc.b != 0 {
+				p.Scale[Cond] = [][]float32{{1, 1}, {1, tc.a}, {1, 1}}
+				p.Bias[Cond] = [][]float32{{0, 0}, {0, tc.b}, {0, 0}}
+				p.Scale[Uncond], p.Bias[Uncond] = p.Scale[Cond], p.Bias[Cond]
+			}
+			c := must(New(m, p))
+			if _, err := c.Predict(x1, ts, y); err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.Predict(x2, ts, y)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Reference: block mid's residual on x1, then x2 with block
+			// mid replaced by h + a·r + b.
+			var r *tensor.Tensor
+			if _, err := m.PredictBlocks(x1, ts, y, func(g *autodiff.Graph, i int, h, cv *autodiff.Var) *autodiff.Var {
+				o := m.Blocks[i].Forward(g, h, cv)
+				if i == mid {
+					r = tensor.New(o.Shape()...)
+					hv, ov := h.Value.Contiguous().Data(), o.Value.Contiguous().Data()
+					for j := range ov {
+						r.Data()[j] = ov[j] - hv[j]
+					}
+				}
+				return o
+			}); err != nil {
+				t.Fatal(err)
+			}
+			want, err := m.PredictBlocks(x2, ts, y, func(g *autodiff.Graph, i int, h, cv *autodiff.Var) *autodiff.Var {
+				if i == mid {
+					return g.Add(h, autodiff.Const(affine(r, tc.a, tc.b)))
+				}
+				return m.Blocks[i].Forward(g, h, cv)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := maxDiff(got.Data(), want.Data()); d > 1e-5 {
+				t.Errorf("residual reuse differs from the reference by %g", d)
+			}
+			// Output reuse of the same plan gives something else.
+			po := *p
+			po.Reuse = ReuseOutput
+			co := must(New(m, &po))
+			if _, err := co.Predict(x1, ts, y); err != nil {
+				t.Fatal(err)
+			}
+			other, err := co.Predict(x2, ts, y)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if maxDiff(other.Data(), got.Data()) < 1e-4 {
+				t.Error("residual and output reuse gave the same prediction")
+			}
+		})
+	}
+}
+
 func affine(t *tensor.Tensor, a, b float32) *tensor.Tensor {
 	out := tensor.New(t.Shape()...)
 	for i, v := range t.Data() {
@@ -317,21 +393,35 @@ func TestStoreComputesOnce(t *testing.T) {
 			oo.Model, oo.Calibration = "wrapped", "x"
 		}
 		logs = nil
-		p1, path1, err := st.Plan(net, oo, 10, true) // reuse after evaluation 0
+		p1, path1, err := st.Plan(net, oo, 10, true, ReuseOutput) // reuse after evaluation 0
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(logs) != 2 {
 			t.Errorf("first plan logged %q, want profiling and training", logs)
 		}
-		p2, path2, err := st.Plan(net, oo, 10, true)
+		p2, path2, err := st.Plan(net, oo, 10, true, ReuseOutput)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(logs) != 2 || path1 != path2 || p2.Setting != p1.Setting || p2.Scale[Cond] == nil {
 			t.Errorf("second plan: logs %q, path %s (first %s), setting %+v", logs, path2, path1, p2.Setting)
 		}
-		if _, _, err := st.Plan(net, oo, 0, false); err == nil {
+		// Residual reuse trains and stores its own scalars.
+		p3, path3, err := st.Plan(net, oo, 10, true, ReuseResidual)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(logs) != 3 || path3 == path1 || p3.Reuse != ReuseResidual || p3.Scale[Cond] == nil {
+			t.Errorf("residual plan: logs %q, path %s (output plan %s), reuse %q", logs, path3, path1, p3.Reuse)
+		}
+		if p4, _, err := st.Plan(net, oo, 10, true, ReuseResidual); err != nil || len(logs) != 3 || p4.Reuse != ReuseResidual {
+			t.Errorf("stored residual plan not loaded: %v, logs %q", err, logs)
+		}
+		if _, _, err := st.Plan(net, oo, 10, true, "sideways"); err == nil {
+			t.Error("unknown reuse accepted")
+		}
+		if _, _, err := st.Plan(net, oo, 0, false, ReuseOutput); err == nil {
 			t.Error("threshold 0 accepted")
 		}
 	}

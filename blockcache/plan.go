@@ -270,13 +270,27 @@ func relL1Slice(cur, prev []float32) float64 {
 	return num / den
 }
 
+// Reuse is what the scheduled cache puts in place of a block it skips.
+type Reuse string
+
+const (
+	// ReuseOutput reuses the block's last computed output o (the paper's
+	// block caching).
+	ReuseOutput Reuse = ""
+	// ReuseResidual adds the block's last computed residual o − h to the
+	// block's fresh input h, so the skipped block's output follows the
+	// blocks before it.
+	ReuseResidual Reuse = "residual"
+)
+
 // Plan is a fixed cache schedule: Compute[branch][block][eval] says
-// whether the block is computed (true) or its cached output reused, and
-// Scale, Bias (nil without scale-shift) hold the scalars applied to a
-// reused output.
+// whether the block is computed (true) or its cache reused, Reuse what is
+// cached (the output or the residual), and Scale, Bias (nil without
+// scale-shift) hold the scalars applied to the cached tensor.
 type Plan struct {
 	Setting
 	Threshold float64        `json:"threshold"`
+	Reuse     Reuse          `json:"reuse,omitempty"`
 	Compute   [2][][]bool    `json:"compute"`
 	Scale     [2][][]float32 `json:"scale,omitempty"`
 	Bias      [2][][]float32 `json:"bias,omitempty"`

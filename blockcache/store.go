@@ -10,7 +10,8 @@ import (
 // Store keeps profiles and trained plans in a folder, one file per
 // setting, so that each is computed once per (model weights, calibration,
 // sampler, schedule, steps, guidance) and loaded afterwards. File names
-// are Setting.Key() + ".profile.json" and Key() + "-d<d>.ss.json".
+// are Setting.Key() + ".profile.json" and Key() + "-d<d>.ss.json" (or
+// ".res.ss.json" for residual reuse).
 type Store struct {
 	// Dir is the folder (default DefaultDir()).
 	Dir string
@@ -61,26 +62,34 @@ func (s Store) Profile(m dit.Staged, o ProfileOptions) (*Profile, string, error)
 }
 
 // Plan returns the automatic schedule for threshold d from the stored
-// profile of m for o (Profile) and, with scaleShift, the schedule with
-// scale-shift trained on the same calibration set (TrainScaleShift,
-// stored too). The path returned is the trained plan's file, or the
+// profile of m for o (Profile), reusing what reuse says, and, with
+// scaleShift, the schedule with scale-shift trained on the same
+// calibration set (TrainScaleShift, stored too, apart per reuse). The path returned is the trained plan's file, or the
 // profile's without scale-shift.
-func (s Store) Plan(m dit.Staged, o ProfileOptions, d float64, scaleShift bool) (*Plan, string, error) {
+func (s Store) Plan(m dit.Staged, o ProfileOptions, d float64, scaleShift bool, reuse Reuse) (*Plan, string, error) {
 	if !(d > 0) {
 		return nil, "", fmt.Errorf("blockcache plan: threshold must be positive (have %g)", d)
+	}
+	if reuse != ReuseOutput && reuse != ReuseResidual {
+		return nil, "", fmt.Errorf("blockcache plan: unknown reuse %q (want %q or %q)", reuse, ReuseOutput, ReuseResidual)
 	}
 	prof, ppath, err := s.Profile(m, o)
 	if err != nil {
 		return nil, "", err
 	}
 	plan := NewPlan(prof, d)
+	plan.Reuse = reuse
 	if !scaleShift {
 		return plan, ppath, nil
 	}
 	o.defaults()
-	path := filepath.Join(s.dir(), fmt.Sprintf("%s-d%g.ss.json", prof.Key(), d))
+	kind := "ss"
+	if reuse == ReuseResidual {
+		kind = "res.ss"
+	}
+	path := filepath.Join(s.dir(), fmt.Sprintf("%s-d%g.%s.json", prof.Key(), d, kind))
 	var stored Plan
-	if err := LoadJSON(path, &stored); err == nil && stored.Setting == prof.Setting && stored.Threshold == d {
+	if err := LoadJSON(path, &stored); err == nil && stored.Setting == prof.Setting && stored.Threshold == d && stored.Reuse == reuse {
 		return &stored, path, nil
 	}
 	s.log("block cache: training scale-shift for d=%g on %d calibration images", d, o.Samples)

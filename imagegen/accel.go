@@ -33,6 +33,10 @@ type CacheOptions struct {
 	// trained scale-shift, the recommended mode) or "dynamic" (first-block
 	// caching).
 	Mode string
+	// Residual makes "plan"/"ss" reuse each skipped block's last residual
+	// (output minus input) added to its fresh input instead of its last
+	// output (blockcache.ReuseResidual).
+	Residual bool
 	// Threshold is d for "plan"/"ss" and the first-block threshold for
 	// "dynamic"; 0 takes the default.
 	Threshold float64
@@ -45,8 +49,9 @@ type CacheOptions struct {
 	Log func(msg string)
 }
 
-// ParseCache reads the --cache flag: off, plan[:d], ss[:d] or dynamic[:thr]
-// (for instance "ss:0.3").
+// ParseCache reads the --cache flag: off, plan[:d], ss[:d], res[:d],
+// res-plan[:d] or dynamic[:thr] (for instance "ss:0.3"). "res" is "ss"
+// with residual reuse, "res-plan" is "plan" with it.
 func ParseCache(spec string) (CacheOptions, error) {
 	mode, val, hasVal := strings.Cut(strings.TrimSpace(spec), ":")
 	var o CacheOptions
@@ -55,8 +60,12 @@ func ParseCache(spec string) (CacheOptions, error) {
 		return o, nil
 	case "plan", "ss", "dynamic":
 		o.Mode = mode
+	case "res":
+		o.Mode, o.Residual = "ss", true
+	case "res-plan":
+		o.Mode, o.Residual = "plan", true
 	default:
-		return o, fmt.Errorf("--cache %q: want off, plan[:d], ss[:d] or dynamic[:threshold]", spec)
+		return o, fmt.Errorf("--cache %q: want off, plan[:d], ss[:d], res[:d], res-plan[:d] or dynamic[:threshold]", spec)
 	}
 	if hasVal {
 		d, err := strconv.ParseFloat(val, 64)
@@ -66,6 +75,28 @@ func ParseCache(spec string) (CacheOptions, error) {
 		o.Threshold = d
 	}
 	return o, nil
+}
+
+// Name is the mode as ParseCache spells it: "ss", "plan", "res",
+// "res-plan", "dynamic", or "off".
+func (c CacheOptions) Name() string {
+	switch {
+	case c.Mode == "":
+		return "off"
+	case c.Residual && c.Mode == "ss":
+		return "res"
+	case c.Residual && c.Mode == "plan":
+		return "res-plan"
+	}
+	return c.Mode
+}
+
+// Reuse is what c's scheduled cache reuses of a skipped block.
+func (c CacheOptions) Reuse() blockcache.Reuse {
+	if c.Residual {
+		return blockcache.ReuseResidual
+	}
+	return blockcache.ReuseOutput
 }
 
 // FlexOptions configures FlexiDiT in GenerateAccel.
@@ -124,7 +155,7 @@ type AccelOptions struct {
 
 // CacheReport is the block cache's part of AccelStats.
 type CacheReport struct {
-	Mode      string  `json:"mode"`
+	Mode      string  `json:"mode"` // as ParseCache spells it (CacheOptions.Name)
 	Threshold float64 `json:"threshold"`
 	// HitsPerBlock counts, per block, the branch evaluations that reused
 	// the cache (a guided evaluation has two branches).
@@ -154,12 +185,13 @@ func CacheProfile(m *dit.Model, o GenerateOptions, c CacheOptions) (*blockcache.
 }
 
 // CachePlan returns the schedule of c's mode and threshold for m and the
-// run of o, with trained scale-shift in mode "ss". Profiles and trained
+// run of o, with trained scale-shift in mode "ss", reusing outputs or
+// residuals as c.Residual says. Profiles and trained
 // plans are stored in c.Dir and reused.
 func CachePlan(m *dit.Model, o GenerateOptions, c CacheOptions) (*blockcache.Plan, string, error) {
 	o = withDefaults(o)
 	c = c.withDefaults()
-	return blockcache.Store{Dir: c.Dir, Log: c.Log}.Plan(m, profileOptions(o, c), c.Threshold, c.Mode == "ss")
+	return blockcache.Store{Dir: c.Dir, Log: c.Log}.Plan(m, profileOptions(o, c), c.Threshold, c.Mode == "ss", c.Reuse())
 }
 
 // profileOptions is the calibration run of a generation run.
@@ -234,7 +266,7 @@ func GenerateAccel(m *dit.Model, o GenerateOptions, a AccelOptions) ([]*tensor.T
 	var report *CacheReport
 	if a.Cache.Mode != "" {
 		c := a.Cache.withDefaults()
-		report = &CacheReport{Mode: c.Mode, Threshold: c.Threshold}
+		report = &CacheReport{Mode: c.Name(), Threshold: c.Threshold}
 		switch c.Mode {
 		case "dynamic":
 			cache = blockcache.NewDynamic(m, c.Threshold)

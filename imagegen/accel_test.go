@@ -2,6 +2,7 @@ package imagegen
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"tessera/flexidit"
@@ -20,19 +21,24 @@ func maxAbsDiff(a, b []*tensor.Tensor) float64 {
 
 func TestParseAccelFlags(t *testing.T) {
 	tests := []struct {
-		spec string
-		mode string
-		d    float64
-		bad  bool
+		spec     string
+		mode     string
+		residual bool
+		d        float64
+		bad      bool
 	}{
-		{"off", "", 0, false}, {"ss", "ss", 0, false}, {"ss:0.1", "ss", 0.1, false},
-		{"plan:0.2", "plan", 0.2, false}, {"dynamic:0.3", "dynamic", 0.3, false},
-		{"fast", "", 0, true}, {"ss:-1", "", 0, true}, {"ss:x", "", 0, true},
+		{"off", "", false, 0, false}, {"ss", "ss", false, 0, false}, {"ss:0.1", "ss", false, 0.1, false},
+		{"plan:0.2", "plan", false, 0.2, false}, {"dynamic:0.3", "dynamic", false, 0.3, false},
+		{"res:0.08", "ss", true, 0.08, false}, {"res-plan", "plan", true, 0, false},
+		{"fast", "", false, 0, true}, {"ss:-1", "", false, 0, true}, {"ss:x", "", false, 0, true}, {"res:0", "", false, 0, true},
 	}
 	for _, tc := range tests {
 		c, err := ParseCache(tc.spec)
-		if (err != nil) != tc.bad || (!tc.bad && (c.Mode != tc.mode || c.Threshold != tc.d)) {
+		if (err != nil) != tc.bad || (!tc.bad && (c.Mode != tc.mode || c.Residual != tc.residual || c.Threshold != tc.d)) {
 			t.Errorf("ParseCache(%q) = %+v, %v", tc.spec, c, err)
+		}
+		if name, _, _ := strings.Cut(tc.spec, ":"); !tc.bad && name != "off" && c.Name() != name {
+			t.Errorf("ParseCache(%q).Name() = %q", tc.spec, c.Name())
 		}
 	}
 	f, err := ParseFlex("12,reverse,weak-guidance")

@@ -156,7 +156,7 @@ func CachePlan(m *Model, o GenerateOptions, c imagegen.CacheOptions, prompts []s
 	if err := checkCalibration(c, prompts); err != nil {
 		return nil, "", err
 	}
-	return blockcache.Store{Dir: c.Dir, Log: c.Log}.Plan(NewPrompted(m, prompts), profileOptions(m, o, c, prompts), c.Threshold, c.Mode == "ss")
+	return blockcache.Store{Dir: c.Dir, Log: c.Log}.Plan(NewPrompted(m, prompts), profileOptions(m, o, c, prompts), c.Threshold, c.Mode == "ss", c.Reuse())
 }
 
 func checkCalibration(c imagegen.CacheOptions, prompts []string) error {
@@ -177,7 +177,7 @@ func newCache(m *Model, pm *Prompted, o GenerateOptions) (*blockcache.Cache, *im
 	if !(c.Threshold > 0) {
 		return nil, nil, fmt.Errorf("block cache: threshold must be positive (have %g)", c.Threshold)
 	}
-	rep := &imagegen.CacheReport{Mode: c.Mode, Threshold: c.Threshold}
+	rep := &imagegen.CacheReport{Mode: c.Name(), Threshold: c.Threshold}
 	switch c.Mode {
 	case "dynamic":
 		return blockcache.NewDynamic(pm, c.Threshold), rep, nil

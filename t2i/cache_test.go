@@ -54,7 +54,7 @@ func TestCachedGenerationWithoutReuseEqualsUncached(t *testing.T) {
 		sampler string
 		cache   string
 	}{
-		{"euler", "plan:1e-9"}, {"euler", "ss:1e-9"}, {"heun", "plan:1e-9"}, {"dpm++2m", "plan:1e-9"}, {"euler", "dynamic:1e-12"},
+		{"euler", "plan:1e-9"}, {"euler", "ss:1e-9"}, {"euler", "res:1e-9"}, {"heun", "plan:1e-9"}, {"dpm++2m", "plan:1e-9"}, {"euler", "dynamic:1e-12"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.sampler+"/"+tc.cache, func(t *testing.T) {

@@ -74,6 +74,7 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "profile: output folder for profile.json and profile.png (required)")
 	threshold := fs.Float64("threshold", imagegen.DefaultCacheThreshold, "plan: accumulated-change threshold d")
 	ss := fs.Bool("ss", false, "plan: train the scale-shift scalars")
+	residual := fs.Bool("residual", false, "plan: reuse each skipped block's residual (output minus input) instead of its output")
 	threads := fs.Int("threads", 0, "worker threads (default: all cores)")
 	asJSON := fs.Bool("json", false, "plan: print the plan as JSON")
 	var prompts []string
@@ -166,6 +167,7 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	if *ss {
 		copts.Mode = "ss"
 	}
+	copts.Residual = *residual
 	plan, stored, err := planOf()
 	if err != nil {
 		return err
