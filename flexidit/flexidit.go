@@ -31,6 +31,7 @@ import (
 
 	"tessera/autodiff"
 	"tessera/dit"
+	"tessera/internal/gemm"
 	"tessera/nn"
 	"tessera/tensor"
 )
@@ -420,7 +421,10 @@ func (f *Model) FineEnergy(x *tensor.Tensor) float64 {
 	return sum / float64(len(r)) * float64(co) / float64(c)
 }
 
-// PredictWeak is dit.Model.Predict at the weak patch size.
+// PredictWeak is dit.Model.Predict at the weak patch size. The LoRA
+// adapters are folded into copies of the base's layers for the call
+// (withMerged), so each adapted layer multiplies once, at the layer's
+// precision, as the base model does.
 func (f *Model) PredictWeak(x *tensor.Tensor, t []float32, y []int) (*tensor.Tensor, error) {
 	m := f.Base
 	if err := m.Check(x.Shape(), t, y); err != nil {
@@ -428,7 +432,42 @@ func (f *Model) PredictWeak(x *tensor.Tensor, t []float32, y []int) (*tensor.Ten
 	}
 	g := autodiff.NoGrad()
 	defer g.Release()
-	return m.Channels(f.ForwardWeak(g, autodiff.Const(x), t, y).Value), nil
+	var out *autodiff.Var
+	f.withMerged(func() {
+		lora := f.LoRA
+		f.LoRA = nil // the adapters are in the weights now
+		defer func() { f.LoRA = lora }()
+		out = f.ForwardWeak(g, autodiff.Const(x), t, y)
+	})
+	return m.Channels(out.Value), nil
+}
+
+// withMerged runs fn with every adapted base layer replaced by a copy
+// computing W + scale·B·A at the layer's precision, and restores the
+// layers afterwards. Merging costs one rank-r product per layer, far less
+// than a batched weak pass, and saves the adapters' two extra products
+// per layer and call.
+func (f *Model) withMerged(fn func()) {
+	saved := make([]nn.Linear, len(f.LoRA))
+	for i, a := range f.LoRA {
+		l := a.target
+		saved[i] = *l
+		out, in, r := l.Out(), l.In(), a.A.Value.Dim(0)
+		w := l.Weight.Value.Contiguous().Clone()
+		gemm.Sgemm(false, false, out, in, r, a.scale,
+			a.B.Value.Contiguous().Data(), r,
+			a.A.Value.Contiguous().Data(), in,
+			1, w.Data(), in)
+		merged := &nn.Linear{Weight: autodiff.Const(w), Bias: l.Bias}
+		nn.SetPrecision(merged, l.Precision())
+		*l = *merged
+	}
+	defer func() {
+		for i, a := range f.LoRA {
+			*a.target = saved[i]
+		}
+	}()
+	fn()
 }
 
 // WeakConfig is the base config at the weak patch size (for FLOP counts).

@@ -403,3 +403,50 @@ func TestOpenEmbedded(t *testing.T) {
 		t.Errorf("prediction of %d values", v.Numel())
 	}
 }
+
+// PredictWeak folds the LoRA adapters into the weights; it computes what
+// the adapters added one by one compute, in float32 and in bfloat16, and
+// leaves the base's layers as they were.
+func TestPredictWeakMergesAdapters(t *testing.T) {
+	for _, prec := range []nn.Precision{nn.F32, nn.BF16} {
+		t.Run(prec.String(), func(t *testing.T) {
+			m := tinyBase(t)
+			f, err := Flexify(m, Config{WeakPatch: 4, LoRARank: 3}, tensor.NewRNG(2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rng := tensor.NewRNG(8)
+			for _, a := range f.LoRA {
+				a.B.Value.CopyFrom(rng.Normal(a.B.Value.Shape()...))
+			}
+			nn.SetPrecision(m, prec)
+			x := rng.Normal(2, 1, 16, 16)
+			ts, y := []float32{700, 300}, []int{1, 3}
+			got, err := f.PredictWeak(x, ts, y)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := autodiff.NewGraph() // recording: adapters applied as separate products
+			want := m.Channels(f.ForwardWeak(g, autodiff.Const(x), ts, y).Value)
+			g.Release()
+			tol := 1e-4
+			if prec == nn.BF16 {
+				tol = 0.05 // bfloat16 products against float32 ones
+			}
+			if d := maxDiff(got.Data(), want.Contiguous().Data()); d > tol || d == 0 && prec == nn.BF16 {
+				t.Errorf("merged weak prediction differs from the adapters' by %g (tolerance %g)", d, tol)
+			}
+			for _, a := range f.LoRA {
+				if a.target.LoraA != nil || a.target.Precision() != prec {
+					t.Fatal("a base layer was left changed")
+				}
+			}
+			base1, _ := m.Predict(x, ts, y)
+			nn.SetPrecision(m, nn.F32)
+			base2, _ := m.Predict(x, ts, y)
+			if prec == nn.F32 && maxDiff(base1.Data(), base2.Data()) != 0 {
+				t.Error("the base model's predictions changed")
+			}
+		})
+	}
+}

@@ -62,3 +62,11 @@ func SetPrecision(model any, p Precision) int {
 	}
 	return len(ls)
 }
+
+// Precision is the inference arithmetic the layer was last set to.
+func (l *Linear) Precision() Precision {
+	if l.bf16 != nil {
+		return BF16
+	}
+	return F32
+}

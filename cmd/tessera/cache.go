@@ -241,6 +241,7 @@ func runFlexify(args []string, stdout, stderr io.Writer) error {
 	batch := fs.Int("batch", 64, "images per step")
 	lr := fs.Float64("lr", 3e-3, "peak learning rate")
 	distill := fs.Float64("distill", 1, "weight of the distillation term")
+	minLevel := fs.Float64("min-level", 0, "lowest noise level s of the weak batches (the scheduler runs the weak size on the noisy first steps only)")
 	seed := fs.Uint64("seed", 0, "random seed")
 	dataDir := fs.String("data", "", "MNIST folder (default: the GoMNIST module)")
 	threads := fs.Int("threads", 0, "worker threads (default: all cores)")
@@ -252,6 +253,9 @@ func runFlexify(args []string, stdout, stderr io.Writer) error {
 	}
 	if *steps < 1 || *batch < 1 || !(*lr > 0) {
 		return usagef("--steps, --batch and --lr must be positive")
+	}
+	if !(*minLevel >= 0 && *minLevel < 1) {
+		return usagef("--min-level must be in [0, 1) (have %g)", *minLevel)
 	}
 	setThreads(*threads)
 	fsys, err := models.Open(*modelRef)
@@ -271,7 +275,7 @@ func runFlexify(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	res, err := flexidit.Train(context.Background(), f, imagegen.MNIST32{Set: set}, flexidit.TrainOptions{Steps: *steps, Batch: *batch,
-		LR: float32(*lr), Distill: float32(*distill), Seed: *seed, Progress: progress.Options{Out: stderr, Label: "flexify"}})
+		LR: float32(*lr), Distill: float32(*distill), MinLevel: *minLevel, Seed: *seed, Progress: progress.Options{Out: stderr, Label: "flexify"}})
 	if err != nil {
 		return err
 	}
