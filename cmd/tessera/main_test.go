@@ -23,6 +23,7 @@ func TestExitCodes(t *testing.T) {
 		{"bench unknown flag", []string{"bench", "kernels", "--bogus"}, 2, "flag provided but not defined: -bogus", ""},
 		{"bench bad shape", []string{"bench", "kernels", "--peer=false", "--shapes", "3x3"}, 2, "want MxNxK", ""},
 		{"bench help", []string{"bench", "--help"}, 0, "Suites:", ""},
+		{"eval-emoji unknown cache", []string{"eval-emoji", "--cache", "fast"}, 2, `--cache "fast"`, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

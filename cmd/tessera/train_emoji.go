@@ -258,7 +258,8 @@ image per style-count (2 per emoji, different seeds) from the emoji's name and
 reports: FID on the scorer's image embeddings against the real images of the
 same emoji, with the real-vs-real floor (seen real images against held-out
 real images, same n); and top-1 caption retrieval among 31 distractors for
-generated and real images.`, stderr)
+generated and real images. With --cache the images are generated with block
+caching (the held-out run's hits and FLOPs are in --json).`, stderr)
 	dataDir := fs.String("data", "", "emoji data folder (default: $TESSERA_EMOJI or ../shared/data/emoji)")
 	modelDir := fs.String("model", "emoji", "embedded model name or model folder (config.json, model.safetensors)")
 	scorerDir := fs.String("scorer", "emoji-scorer", "embedded scorer name or scorer folder")
@@ -267,11 +268,19 @@ generated and real images.`, stderr)
 	cfgScale := fs.Float64("cfg", 4, "guidance weight")
 	seed := fs.Uint64("seed", 0, "random seed")
 	grid := fs.String("grid", "", "write a grid of generated (left) and real (right) pairs, seen prompts first, to this PNG")
+	cacheSpec := fs.String("cache", "off", "block caching, as for generate: off, ss[:d], plan[:d], res[:d], res-plan[:d], dynamic[:threshold]; calibrated on 64 training-split emoji names")
+	cacheDir := fs.String("cache-dir", "", "where block-cache profiles and plans are stored (default: $TESSERA_CACHE_DIR or the user cache folder)")
 	threads := fs.Int("threads", 0, "worker threads (default: all cores)")
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
 	if err := parseFlags(fs, args, false); err != nil {
 		return err
 	}
+	copts, err := imagegen.ParseCache(*cacheSpec)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	copts.Dir = *cacheDir
+	copts.Log = func(msg string) { fmt.Fprintln(stderr, msg) }
 	setThreads(*threads)
 	mfs, err := models.Open(*modelDir)
 	if err != nil {
@@ -302,13 +311,20 @@ generated and real images.`, stderr)
 	nEmoji := len(heldSet.Emoji)
 	realHeld, truthHeld := emojiReal(heldSet, index, nEmoji)
 	realSeen, truthSeen := emojiReal(trainSet, index, nEmoji)
-	gen := func(truth []int, seed uint64) ([]*tensor.Tensor, imagegen.Stats, error) {
+	// Calibration for a scheduled cache: 64 training-split names spread
+	// over the set, none of them an evaluation prompt's emoji.
+	var calib []string
+	for i := 0; i < 64; i++ {
+		n := len(trainSet.Emoji)
+		calib = append(calib, trainSet.Prompt((i*n/64+n/128)%n))
+	}
+	gen := func(truth []int, seed uint64) ([]*tensor.Tensor, imagegen.AccelStats, error) {
 		prompts := make([]string, len(truth))
 		for i, k := range truth {
 			prompts[i] = names[k]
 		}
-		return t2i.Generate(m, prompts, t2i.GenerateOptions{Seed: seed, Steps: *steps, Sampler: *sampler, CFG: *cfgScale,
-			Progress: progress.Options{Out: stderr, Label: "generate"}})
+		return t2i.GenerateAccel(m, prompts, t2i.GenerateOptions{Seed: seed, Steps: *steps, Sampler: *sampler, CFG: *cfgScale,
+			Cache: copts, CalibrationPrompts: calib, Progress: progress.Options{Out: stderr, Label: "generate"}})
 	}
 	genHeld, stHeld, err := gen(truthHeld, *seed)
 	if err != nil {
@@ -331,6 +347,9 @@ generated and real images.`, stderr)
 	}
 	res := map[string]any{"n": len(genHeld), "heldout_emoji": nEmoji, "steps": *steps, "sampler": *sampler, "cfg": *cfgScale,
 		"distractors": emojiDistractors, "generate_wall_seconds": stHeld.WallSeconds, "network_evals": stHeld.NetworkEvals, "flops": stHeld.FLOPs}
+	if stHeld.Cache != nil {
+		res["cache"] = stHeld.Cache
+	}
 	for _, f := range []struct {
 		key  string
 		a, b []*tensor.Tensor
