@@ -14,6 +14,9 @@
 //     accumulated change since its last computation exceeds the threshold
 //     d, else its cached output is reused. A plan is fixed per (model,
 //     sampler, schedule, steps, guidance) and is stored with the profile.
+//   - Residual reuse (Plan.Reuse): instead of its last output, a skipped
+//     block contributes its last residual (output minus input) added to
+//     its fresh input, so it follows the recomputed blocks before it.
 //   - TrainScaleShift: per cached block and step, a scalar scale a and
 //     shift b applied to the reused output, a·o + b, trained so that the
 //     cached student, following its own trajectory, matches the uncached
