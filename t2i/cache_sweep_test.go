@@ -96,7 +96,7 @@ func TestEmojiCacheSweep(t *testing.T) {
 	realSeen, truthSeen := real(trainSet, nEmoji)
 	var calib []string
 	for i := 0; i < 64; i++ {
-		calib = append(calib, trainSet.Prompt((i*len(trainSet.Emoji)/64+len(trainSet.Emoji)/128)%len(trainSet.Emoji)))
+		calib = append(calib, m.Config.Text.Fit(trainSet.Prompt((i*len(trainSet.Emoji)/64+len(trainSet.Emoji)/128)%len(trainSet.Emoji))))
 	}
 	fid := func(gen, real []*tensor.Tensor) float64 {
 		a, err := eval.NewFeatures(s.ImageEmbeddings(gen))
@@ -133,7 +133,7 @@ func TestEmojiCacheSweep(t *testing.T) {
 		gen := func(truth []int, seed uint64) ([]*tensor.Tensor, imagegen.AccelStats) {
 			prompts := make([]string, len(truth))
 			for i, k := range truth {
-				prompts[i] = names[k]
+				prompts[i] = m.Config.Text.Fit(names[k])
 			}
 			imgs, st, err := t2i.GenerateAccel(m, prompts, t2i.GenerateOptions{Seed: seed, Steps: steps, CFG: 4,
 				Cache: copts, CalibrationPrompts: calib, Progress: progress.Options{Mode: progress.Silent}})

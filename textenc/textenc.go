@@ -130,6 +130,19 @@ func (c Config) CheckPrompt(prompt string) error {
 	return nil
 }
 
+// Fit returns the part of a prompt the encoder reads: the normalised
+// prompt cut to MaxLen bytes, as Tokenize cuts it (a training caption
+// longer than the limit was seen this way, up to a space the cut may leave
+// at the end). Unlike the prompt itself, the result passes CheckPrompt
+// unless it is empty.
+func (c Config) Fit(prompt string) string {
+	p := Normalize(prompt)
+	if len(p) > c.MaxLen {
+		p = p[:c.MaxLen]
+	}
+	return p
+}
+
 // Tokenize returns the token ids [len(prompts)·MaxLen] of the normalised
 // prompts (bytes, truncated, then <pad>) and, per prompt, the number of
 // real tokens.

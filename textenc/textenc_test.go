@@ -2,6 +2,7 @@ package textenc
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"tessera/autodiff"
@@ -164,6 +165,31 @@ func TestCheckPrompt(t *testing.T) {
 	for _, tc := range tests {
 		if err := c.CheckPrompt(tc.prompt); (err == nil) != tc.ok {
 			t.Errorf("CheckPrompt(%q) = %v, want ok=%v", tc.prompt, err, tc.ok)
+		}
+	}
+}
+
+// Fit gives what the encoder reads of a prompt: the same tokens, and a
+// prompt that passes CheckPrompt.
+func TestFit(t *testing.T) {
+	c := Config{MaxLen: 8}
+	e := &Encoder{Config: c}
+	for _, tc := range []struct{ prompt, want string }{
+		{"cat", "cat"}, {"  Red   HEART ", "red hear"}, {"abcdefghi", "abcdefgh"}, {"", ""},
+	} {
+		got := c.Fit(tc.prompt)
+		if got != tc.want {
+			t.Errorf("Fit(%q) = %q, want %q", tc.prompt, got, tc.want)
+		}
+		if tc.want != "" {
+			if err := c.CheckPrompt(got); err != nil {
+				t.Errorf("Fit(%q) = %q fails CheckPrompt: %v", tc.prompt, got, err)
+			}
+			a, _ := e.Tokenize([]string{tc.prompt})
+			b, _ := e.Tokenize([]string{got})
+			if !slices.Equal(a, b) {
+				t.Errorf("Fit(%q) tokenizes as %v, the prompt as %v", tc.prompt, b, a)
+			}
 		}
 	}
 }

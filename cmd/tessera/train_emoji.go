@@ -132,7 +132,11 @@ func emojiGridPrompts(seen, held *data.EmojiSet) []string {
 // emojiGrid writes 8-column grid of 32-step Euler samples with guidance 4,
 // one per prompt.
 func emojiGrid(m *t2i.Model, prompts []string, path string) error {
-	imgs, _, err := t2i.Generate(m, prompts, t2i.GenerateOptions{Seed: 1, Steps: 32, CFG: 4,
+	fit := make([]string, len(prompts))
+	for i, p := range prompts {
+		fit[i] = m.Config.Text.Fit(p) // names longer than the encoder reads, cut as in training
+	}
+	imgs, _, err := t2i.Generate(m, fit, t2i.GenerateOptions{Seed: 1, Steps: 32, CFG: 4,
 		Progress: progress.Options{Mode: progress.Silent}})
 	if err != nil {
 		return err
@@ -316,12 +320,14 @@ caching (the held-out run's hits and FLOPs are in --json).`, stderr)
 	var calib []string
 	for i := 0; i < 64; i++ {
 		n := len(trainSet.Emoji)
-		calib = append(calib, trainSet.Prompt((i*n/64+n/128)%n))
+		calib = append(calib, m.Config.Text.Fit(trainSet.Prompt((i*n/64+n/128)%n)))
 	}
 	gen := func(truth []int, seed uint64) ([]*tensor.Tensor, imagegen.AccelStats, error) {
 		prompts := make([]string, len(truth))
 		for i, k := range truth {
-			prompts[i] = names[k]
+			// A name longer than the text encoder reads is cut as in
+			// training (the scorer's captions keep the whole name).
+			prompts[i] = m.Config.Text.Fit(names[k])
 		}
 		return t2i.GenerateAccel(m, prompts, t2i.GenerateOptions{Seed: seed, Steps: *steps, Sampler: *sampler, CFG: *cfgScale,
 			Cache: copts, CalibrationPrompts: calib, Progress: progress.Options{Out: stderr, Label: "generate"}})
