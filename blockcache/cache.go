@@ -37,6 +37,7 @@ package blockcache
 
 import (
 	"fmt"
+	"slices"
 
 	"tessera/autodiff"
 	"tessera/dit"
@@ -129,6 +130,7 @@ type branchState struct {
 	out      []*tensor.Tensor // last computed output (or residual, Plan.Reuse) of each block, [rows, T, D]
 	residual *tensor.Tensor   // dynamic: block 0's residual at the last full computation
 	tail     *tensor.Tensor   // dynamic: h_L − h_1 at the last full computation
+	res      []*tensor.Tensor // residual reuse: buffers holding out[i]
 }
 
 // New returns a scheduled cache for m.
@@ -163,7 +165,7 @@ func NewDynamic(m dit.Staged, threshold float64) *Cache {
 func (c *Cache) Reset() {
 	c.eval = 0
 	for b := range c.state {
-		c.state[b] = branchState{out: make([]*tensor.Tensor, c.Model.Depth())}
+		c.state[b] = branchState{out: make([]*tensor.Tensor, c.Model.Depth()), res: c.state[b].res}
 	}
 	if c.stats.Blocks == nil {
 		c.stats.Blocks = make([]BlockStats, c.Model.Depth())
@@ -236,7 +238,8 @@ type adjuster func(g *autodiff.Graph, branch, block int, cached *autodiff.Var) *
 // runner is the BlockRunner of the scheduled cache for one evaluation.
 // adj overrides the plan's scale-shift (training uses trainable scalars).
 func (c *Cache) runner(br [2][2]int, adj adjuster) dit.BlockRunner {
-	if adj == nil {
+	inference := adj == nil
+	if inference {
 		adj = c.planAdjust
 	}
 	return func(g *autodiff.Graph, i int, h, cv *autodiff.Var) *autodiff.Var {
@@ -269,7 +272,7 @@ func (c *Cache) runner(br [2][2]int, adj adjuster) dit.BlockRunner {
 				if br[b][1] > br[b][0] {
 					c.state[b].out[i] = rowsOf(o.Value, br[b][0], br[b][1])
 					if residual {
-						c.state[b].out[i] = sub(c.state[b].out[i], rowsOf(h.Value, br[b][0], br[b][1]))
+						c.state[b].out[i] = c.state[b].residualOf(i, rowsOf(o.Value, br[b][0], br[b][1]), rowsOf(h.Value, br[b][0], br[b][1]))
 					}
 				}
 			}
@@ -287,9 +290,11 @@ func (c *Cache) runner(br [2][2]int, adj adjuster) dit.BlockRunner {
 				o := c.Model.RunBlock(g, i, hb, g.Slice(cv, 0, lo, hi))
 				c.state[b].out[i] = o.Value
 				if residual {
-					c.state[b].out[i] = sub(o.Value, hb.Value)
+					c.state[b].out[i] = c.state[b].residualOf(i, o.Value, hb.Value)
 				}
 				parts = append(parts, o)
+			case residual && inference:
+				parts = append(parts, autodiff.Const(c.addResidual(b, i, hb.Value)))
 			case residual:
 				parts = append(parts, g.Add(hb, adj(g, b, i, autodiff.Const(c.state[b].out[i]))))
 			default:
@@ -301,6 +306,22 @@ func (c *Cache) runner(br [2][2]int, adj adjuster) dit.BlockRunner {
 		}
 		return g.Concat(0, parts...)
 	}
+}
+
+// addResidual is a reused block's output under residual reuse at
+// inference, h + a·r + b with the plan's scalars (1, 0 without
+// scale-shift), in one pass.
+func (c *Cache) addResidual(b, i int, h *tensor.Tensor) *tensor.Tensor {
+	a, s := float32(1), float32(0)
+	if p := c.Plan; p.Scale[Cond] != nil {
+		a, s = p.Scale[b][i][c.eval], p.Bias[b][i][c.eval]
+	}
+	out := tensor.New(h.Shape()...)
+	hv, rv, ov := h.Contiguous().Data(), c.state[b].out[i].Contiguous().Data(), out.Data()
+	for j := range ov {
+		ov[j] = hv[j] + a*rv[j] + s
+	}
+	return out
 }
 
 // planAdjust applies the plan's scale and shift, if it has them.
@@ -382,6 +403,27 @@ func (c *Cache) forwardDynamic(g *autodiff.Graph, x *autodiff.Var, t []float32, 
 		h = g.Concat(0, parts...)
 	}
 	return m.Decode(g, h, cv)
+}
+
+// residualOf returns o − h for block i, written over the branch's
+// previous residual of block i when it has the same shape (a trajectory
+// recomputes a block many times; the buffer is reused rather than
+// reallocated). The previous residual is no longer needed then: the block
+// was just recomputed.
+func (st *branchState) residualOf(i int, o, h *tensor.Tensor) *tensor.Tensor {
+	if st.res == nil {
+		st.res = make([]*tensor.Tensor, len(st.out))
+	}
+	r := st.res[i]
+	if r == nil || !slices.Equal(r.Shape(), o.Shape()) {
+		r = tensor.New(o.Shape()...)
+		st.res[i] = r
+	}
+	ov, hv, rv := o.Contiguous().Data(), h.Contiguous().Data(), r.Data()
+	for j := range rv {
+		rv[j] = ov[j] - hv[j]
+	}
+	return r
 }
 
 // sub returns a − b for same-shaped tensors as a new contiguous tensor.

@@ -235,6 +235,18 @@ func TestResidualReuse(t *testing.T) {
 			if d := maxDiff(got.Data(), want.Data()); d > 1e-5 {
 				t.Errorf("residual reuse differs from the reference by %g", d)
 			}
+			// A second trajectory (the residual buffers reused) repeats it.
+			c.Reset()
+			if _, err := c.Predict(x1, ts, y); err != nil {
+				t.Fatal(err)
+			}
+			again, err := c.Predict(x2, ts, y)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := maxDiff(again.Data(), got.Data()); d != 0 {
+				t.Errorf("second trajectory differs from the first by %g", d)
+			}
 			// Output reuse of the same plan gives something else.
 			po := *p
 			po.Reuse = ReuseOutput
