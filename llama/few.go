@@ -216,8 +216,22 @@ func (c *Cache) fewProduct(m, k int, w []float32, T int) {
 func (c *Cache) fewRows(lo, hi int) {
 	f := &c.few
 	k, ld, r, w := f.k, f.ld, f.r, f.w
+	stream := gemm.StreamsA(ld-r, k, k)
 	for b := lo; b < hi; b += fewBlock {
 		e := min(b+fewBlock, hi)
+		if stream {
+			// The SGEMM streams the block in itself, prefetching ahead;
+			// the GEMV token then finds it in the cache.
+			gemm.SgemmStreamA(e-b, ld-r, k, w[b*k:], k, f.in[r:], ld, f.out[b*ld+r:], ld)
+			if r > 0 {
+				y := f.y[b:e]
+				c.e.gemvRows(e-b, k, w[b*k:], k, f.col[:k], 0, y)
+				for i, v := range y {
+					f.out[(b+i)*ld] = v
+				}
+			}
+			continue
+		}
 		if r > 0 {
 			// The GEMV first: it streams the block of weights in with
 			// prefetches, and SGEMM then finds it in the cache (reading

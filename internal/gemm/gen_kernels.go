@@ -35,6 +35,11 @@ import (
 )
 
 type kernel struct {
+	// pf adds an argument pf (an address, as uintptr) and prefetches three
+	// cache lines from it per unrolled iteration, advancing it: the caller
+	// points it at the next panel of A so that reading it overlaps this
+	// panel's arithmetic.
+	pf bool
 	name   string
 	mr, nv int    // rows, vectors per row
 	reg    string // "Z" or "Y"
@@ -75,8 +80,14 @@ func gen(k kernel) {
 		return fmt.Sprintf("(%s)", b)
 	}
 
-	p("// func %s(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32)", k.name)
-	p("TEXT ·%s(SB), NOSPLIT, $0-72", k.name)
+	if k.pf {
+		p("// func %s(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, pf uintptr)", k.name)
+		p("TEXT ·%s(SB), NOSPLIT, $0-80", k.name)
+		p("\tMOVQ pf+72(FP), R14")
+	} else {
+		p("// func %s(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32)", k.name)
+		p("TEXT ·%s(SB), NOSPLIT, $0-72", k.name)
+	}
 	p("\tMOVQ k+0(FP), CX")
 	p("\tMOVQ a+8(FP), AX")
 	p("\tMOVQ rsa+16(FP), R11")
@@ -136,6 +147,12 @@ func gen(k kernel) {
 	p("%s_loop:", k.name)
 	for u := 0; u < k.unroll; u++ {
 		body()
+		if k.pf && u == 0 {
+			p("\tPREFETCHT0 0(R14)")
+			p("\tPREFETCHT0 64(R14)")
+			p("\tPREFETCHT0 128(R14)")
+			p("\tADDQ $192, R14")
+		}
 	}
 	p("\tDECQ R8")
 	p("\tJNZ %s_loop", k.name)
@@ -435,6 +452,7 @@ func main() {
 		{name: "kernAVX512x6x64", mr: 6, nv: 4, reg: "Z", width: 16, unroll: 4},
 		{name: "kernAVX512x8x48", mr: 8, nv: 3, reg: "Z", width: 16, unroll: 4},
 		{name: "kernAVX512x12x16", mr: 12, nv: 1, reg: "Z", width: 16, unroll: 4},
+		{name: "kernAVX512x12x16pf", mr: 12, nv: 1, reg: "Z", width: 16, unroll: 4, pf: true},
 		{name: "kernAVX2x6x16", mr: 6, nv: 2, reg: "Y", width: 8, unroll: 4},
 	} {
 		gen(k)
