@@ -39,7 +39,7 @@ type kernel struct {
 	// cache lines from it per unrolled iteration, advancing it: the caller
 	// points it at the next panel of A so that reading it overlaps this
 	// panel's arithmetic.
-	pf bool
+	pf     bool
 	name   string
 	mr, nv int    // rows, vectors per row
 	reg    string // "Z" or "Y"

@@ -12,7 +12,7 @@ import (
 // block, m not a multiple of the 12-row panel) and on the others.
 func TestSgemmStreamA(t *testing.T) {
 	cases := []struct{ m, n, k, lda, ldb, ldc int }{
-		{96, 16, 384, 384, 17, 17},   // a verification pass: 16 columns of a 17-wide buffer
+		{96, 16, 384, 384, 17, 17},    // a verification pass: 16 columns of a 17-wide buffer
 		{100, 16, 1024, 1024, 16, 16}, // two kernel blocks of k, a partial panel
 		{12, 16, 7, 7, 16, 16},        // k shorter than the unrolled loop
 		{30, 16, 390, 392, 16, 20},    // strided rows: Sgemm
