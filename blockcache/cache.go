@@ -312,10 +312,7 @@ func (c *Cache) runner(br [2][2]int, adj adjuster) dit.BlockRunner {
 // inference, h + a·r + b with the plan's scalars (1, 0 without
 // scale-shift), in one pass.
 func (c *Cache) addResidual(b, i int, h *tensor.Tensor) *tensor.Tensor {
-	a, s := float32(1), float32(0)
-	if p := c.Plan; p.Scale[Cond] != nil {
-		a, s = p.Scale[b][i][c.eval], p.Bias[b][i][c.eval]
-	}
+	a, s := c.scalars(b, i)
 	out := tensor.New(h.Shape()...)
 	hv, rv, ov := h.Contiguous().Data(), c.state[b].out[i].Contiguous().Data(), out.Data()
 	for j := range ov {
@@ -324,13 +321,18 @@ func (c *Cache) addResidual(b, i int, h *tensor.Tensor) *tensor.Tensor {
 	return out
 }
 
+// scalars is the plan's scale and shift for block i of branch b at the
+// current evaluation: 1, 0 without scale-shift.
+func (c *Cache) scalars(b, i int) (a, s float32) {
+	if p := c.Plan; p.Scale[Cond] != nil {
+		return p.Scale[b][i][c.eval], p.Bias[b][i][c.eval]
+	}
+	return 1, 0
+}
+
 // planAdjust applies the plan's scale and shift, if it has them.
 func (c *Cache) planAdjust(g *autodiff.Graph, b, i int, cached *autodiff.Var) *autodiff.Var {
-	p := c.Plan
-	if p.Scale[Cond] == nil {
-		return cached
-	}
-	a, s := p.Scale[b][i][c.eval], p.Bias[b][i][c.eval]
+	a, s := c.scalars(b, i)
 	if a == 1 && s == 0 {
 		return cached
 	}
@@ -406,35 +408,31 @@ func (c *Cache) forwardDynamic(g *autodiff.Graph, x *autodiff.Var, t []float32, 
 }
 
 // residualOf returns o − h for block i, written over the branch's
-// previous residual of block i when it has the same shape (a trajectory
-// recomputes a block many times; the buffer is reused rather than
-// reallocated). The previous residual is no longer needed then: the block
-// was just recomputed.
+// previous residual of block i (a trajectory recomputes a block many
+// times; the buffer is reused rather than reallocated). The previous
+// residual is no longer needed then: the block was just recomputed.
 func (st *branchState) residualOf(i int, o, h *tensor.Tensor) *tensor.Tensor {
 	if st.res == nil {
 		st.res = make([]*tensor.Tensor, len(st.out))
 	}
-	r := st.res[i]
-	if r == nil || !slices.Equal(r.Shape(), o.Shape()) {
-		r = tensor.New(o.Shape()...)
-		st.res[i] = r
-	}
-	ov, hv, rv := o.Contiguous().Data(), h.Contiguous().Data(), r.Data()
-	for j := range rv {
-		rv[j] = ov[j] - hv[j]
-	}
-	return r
+	st.res[i] = subInto(st.res[i], o, h)
+	return st.res[i]
 }
 
 // sub returns a − b for same-shaped tensors as a new contiguous tensor.
-func sub(a, b *tensor.Tensor) *tensor.Tensor {
-	av, bv := a.Contiguous().Data(), b.Contiguous().Data()
-	out := tensor.New(a.Shape()...)
-	o := out.Data()
+func sub(a, b *tensor.Tensor) *tensor.Tensor { return subInto(nil, a, b) }
+
+// subInto writes a − b into dst, or into a new contiguous tensor when dst
+// is nil or of another shape, and returns it.
+func subInto(dst, a, b *tensor.Tensor) *tensor.Tensor {
+	if dst == nil || !slices.Equal(dst.Shape(), a.Shape()) {
+		dst = tensor.New(a.Shape()...)
+	}
+	av, bv, o := a.Contiguous().Data(), b.Contiguous().Data(), dst.Data()
 	for i := range o {
 		o[i] = av[i] - bv[i]
 	}
-	return out
+	return dst
 }
 
 // add returns a + b for same-shaped tensors as a new contiguous tensor.

@@ -216,35 +216,38 @@ func (c *Cache) fewProduct(m, k int, w []float32, T int) {
 func (c *Cache) fewRows(lo, hi int) {
 	f := &c.few
 	k, ld, r, w := f.k, f.ld, f.r, f.w
+	// Whichever of the two products reads a block of weights first streams
+	// it in from memory; the other finds it in the cache. SgemmStreamA
+	// prefetches ahead as it computes, so when it applies it goes first.
+	// Otherwise the GEMV token goes first: it streams the block in with
+	// prefetches, where SGEMM, reading twelve rows at a time, would wait
+	// for memory when the weights were evicted between passes (as a
+	// speculative decoder's draft steps do).
 	stream := gemm.StreamsA(ld-r, k, k)
 	for b := lo; b < hi; b += fewBlock {
 		e := min(b+fewBlock, hi)
+		if r > 0 && !stream {
+			c.fewGEMVToken(b, e)
+		}
 		if stream {
-			// The SGEMM streams the block in itself, prefetching ahead;
-			// the GEMV token then finds it in the cache.
 			gemm.SgemmStreamA(e-b, ld-r, k, w[b*k:], k, f.in[r:], ld, f.out[b*ld+r:], ld)
-			if r > 0 {
-				y := f.y[b:e]
-				c.e.gemvRows(e-b, k, w[b*k:], k, f.col[:k], 0, y)
-				for i, v := range y {
-					f.out[(b+i)*ld] = v
-				}
-			}
-			continue
+		} else {
+			gemm.Sgemm(false, false, e-b, ld-r, k, 1, w[b*k:], k, f.in[r:], ld, 0, f.out[b*ld+r:], ld)
 		}
-		if r > 0 {
-			// The GEMV first: it streams the block of weights in with
-			// prefetches, and SGEMM then finds it in the cache (reading
-			// twelve rows at a time, SGEMM waits for memory when the
-			// weights were evicted between passes, as a speculative
-			// decoder's draft steps do).
-			y := f.y[b:e]
-			c.e.gemvRows(e-b, k, w[b*k:], k, f.col[:k], 0, y)
-			for i, v := range y {
-				f.out[(b+i)*ld] = v
-			}
+		if r > 0 && stream {
+			c.fewGEMVToken(b, e)
 		}
-		gemm.Sgemm(false, false, e-b, ld-r, k, 1, w[b*k:], k, f.in[r:], ld, 0, f.out[b*ld+r:], ld)
+	}
+}
+
+// fewGEMVToken computes rows [b, e) of the current fewProduct for its
+// leading GEMV token (column 0 of the output).
+func (c *Cache) fewGEMVToken(b, e int) {
+	f := &c.few
+	y := f.y[b:e]
+	c.e.gemvRows(e-b, f.k, f.w[b*f.k:], f.k, f.col[:f.k], 0, y)
+	for i, v := range y {
+		f.out[(b+i)*f.ld] = v
 	}
 }
 
