@@ -31,7 +31,6 @@ import (
 
 	"tessera/autodiff"
 	"tessera/dit"
-	"tessera/internal/gemm"
 	"tessera/nn"
 	"tessera/tensor"
 )
@@ -450,17 +449,8 @@ func (f *Model) PredictWeak(x *tensor.Tensor, t []float32, y []int) (*tensor.Ten
 func (f *Model) withMerged(fn func()) {
 	saved := make([]nn.Linear, len(f.LoRA))
 	for i, a := range f.LoRA {
-		l := a.target
-		saved[i] = *l
-		out, in, r := l.Out(), l.In(), a.A.Value.Dim(0)
-		w := l.Weight.Value.Contiguous().Clone()
-		gemm.Sgemm(false, false, out, in, r, a.scale,
-			a.B.Value.Contiguous().Data(), r,
-			a.A.Value.Contiguous().Data(), in,
-			1, w.Data(), in)
-		merged := &nn.Linear{Weight: autodiff.Const(w), Bias: l.Bias}
-		nn.SetPrecision(merged, l.Precision())
-		*l = *merged
+		saved[i] = *a.target
+		*a.target = *a.target.Folded(a.A.Value, a.B.Value, a.scale)
 	}
 	defer func() {
 		for i, a := range f.LoRA {

@@ -88,12 +88,8 @@ func (l *Linear) Merge() {
 	if l.LoraA == nil {
 		return
 	}
-	out, in, r := l.Out(), l.In(), l.LoraA.Value.Dim(0)
 	w := l.Weight.Value.Contiguous()
-	gemm.Sgemm(false, false, out, in, r, l.LoraScale,
-		l.LoraB.Value.Contiguous().Data(), r,
-		l.LoraA.Value.Contiguous().Data(), in,
-		1, w.Data(), in)
+	fold(w, l.LoraA.Value, l.LoraB.Value, l.LoraScale)
 	if w != l.Weight.Value {
 		l.Weight.SetTensor(w)
 	}
@@ -102,6 +98,26 @@ func (l *Linear) Merge() {
 	if l.Bias != nil {
 		l.Bias.SetRequiresGrad(true)
 	}
+}
+
+// Folded returns a new layer computing l with the adapter A [r, in],
+// B [out, r] of scale alpha/r added, W + scale·B·A, at l's inference
+// precision, for inference; l is not changed.
+func (l *Linear) Folded(a, b *tensor.Tensor, scale float32) *Linear {
+	w := l.Weight.Value.Contiguous().Clone()
+	fold(w, a, b, scale)
+	f := &Linear{Weight: autodiff.Const(w), Bias: l.Bias}
+	SetPrecision(f, l.Precision())
+	return f
+}
+
+// fold adds scale·B·A to the contiguous weight w [out, in].
+func fold(w, a, b *tensor.Tensor, scale float32) {
+	out, in, r := w.Dim(0), w.Dim(1), a.Dim(0)
+	gemm.Sgemm(false, false, out, in, r, scale,
+		b.Contiguous().Data(), r,
+		a.Contiguous().Data(), in,
+		1, w.Data(), in)
 }
 
 // EnableLoRAAll enables an adapter on every Linear reachable from model

@@ -267,6 +267,12 @@ func TestLoRA(t *testing.T) {
 		}
 	}
 
+	// Folded computes the same without touching l.
+	before := l.Weight.Value.Clone()
+	f := (&Linear{Weight: l.Weight, Bias: l.Bias}).Folded(l.LoraA.Value, l.LoraB.Value, l.LoraScale)
+	assertNear(t, "folded", f.Forward(g, x).Value, want, 1e-5)
+	assertNear(t, "weight after Folded", l.Weight.Value, f64(before), 0)
+
 	l.Merge()
 	if l.LoraA != nil || l.LoraB != nil || !l.Weight.RequiresGrad() {
 		t.Error("Merge left the adapter in place or the weight frozen")
