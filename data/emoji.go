@@ -306,6 +306,21 @@ func (s *EmojiSet) Shape() [3]int { return [3]int{3, s.Size, s.Size} }
 // prompt evaluation uses.
 func (s *EmojiSet) Prompt(k int) string { return s.Emoji[k].Name }
 
+// SpreadPrompts returns the names of count emoji spread evenly over the
+// set (emoji ⌊L·i/count⌋ + ⌊L/(2·count)⌋ of the L, wrapping), a fixed
+// calibration list that does not depend on which prompts are evaluated.
+func (s *EmojiSet) SpreadPrompts(count int) []string {
+	n := len(s.Emoji)
+	if n == 0 || count <= 0 {
+		return nil
+	}
+	out := make([]string, count)
+	for i := range out {
+		out[i] = s.Prompt((i*n/count + n/(2*count)) % n)
+	}
+	return out
+}
+
 // Captions lists every caption variant of emoji k: the name; each short
 // name; "category: name"; "subcategory: name"; each keyword; and the name
 // followed by up to three keywords.

@@ -131,3 +131,18 @@ func TestEmojiChar(t *testing.T) {
 		t.Error("emojiChar accepted a bad code point")
 	}
 }
+
+func TestSpreadPrompts(t *testing.T) {
+	s := &EmojiSet{}
+	for _, n := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+		s.Emoji = append(s.Emoji, Emoji{Name: n})
+	}
+	for _, tc := range []struct {
+		count int
+		want  string
+	}{{4, "bdfh"}, {2, "cg"}, {8, "abcdefgh"}, {0, ""}} {
+		if got := strings.Join(s.SpreadPrompts(tc.count), ""); got != tc.want {
+			t.Errorf("SpreadPrompts(%d) = %q, want %q", tc.count, got, tc.want)
+		}
+	}
+}

@@ -94,9 +94,9 @@ func TestEmojiCacheSweep(t *testing.T) {
 	nEmoji := len(heldSet.Emoji)
 	realHeld, truthHeld := real(heldSet, nEmoji)
 	realSeen, truthSeen := real(trainSet, nEmoji)
-	var calib []string
-	for i := 0; i < 64; i++ {
-		calib = append(calib, m.Config.Text.Fit(trainSet.Prompt((i*len(trainSet.Emoji)/64+len(trainSet.Emoji)/128)%len(trainSet.Emoji))))
+	calib := trainSet.SpreadPrompts(64)
+	for i, p := range calib {
+		calib[i] = m.Config.Text.Fit(p)
 	}
 	fid := func(gen, real []*tensor.Tensor) float64 {
 		a, err := eval.NewFeatures(s.ImageEmbeddings(gen))

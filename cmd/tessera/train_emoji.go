@@ -317,10 +317,9 @@ caching (the held-out run's hits and FLOPs are in --json).`, stderr)
 	realSeen, truthSeen := emojiReal(trainSet, index, nEmoji)
 	// Calibration for a scheduled cache: 64 training-split names spread
 	// over the set, none of them an evaluation prompt's emoji.
-	var calib []string
-	for i := 0; i < 64; i++ {
-		n := len(trainSet.Emoji)
-		calib = append(calib, m.Config.Text.Fit(trainSet.Prompt((i*n/64+n/128)%n)))
+	calib := trainSet.SpreadPrompts(64)
+	for i, p := range calib {
+		calib[i] = m.Config.Text.Fit(p)
 	}
 	gen := func(truth []int, seed uint64) ([]*tensor.Tensor, imagegen.AccelStats, error) {
 		prompts := make([]string, len(truth))
