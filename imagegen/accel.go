@@ -180,7 +180,7 @@ type AccelStats struct {
 // computing and storing it first when there is none.
 func CacheProfile(m *dit.Model, o GenerateOptions, c CacheOptions) (*blockcache.Profile, string, error) {
 	o = withDefaults(o)
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	return blockcache.Store{Dir: c.Dir, Log: c.Log}.Profile(m, profileOptions(o, c))
 }
 
@@ -190,7 +190,7 @@ func CacheProfile(m *dit.Model, o GenerateOptions, c CacheOptions) (*blockcache.
 // plans are stored in c.Dir and reused.
 func CachePlan(m *dit.Model, o GenerateOptions, c CacheOptions) (*blockcache.Plan, string, error) {
 	o = withDefaults(o)
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	return blockcache.Store{Dir: c.Dir, Log: c.Log}.Plan(m, profileOptions(o, c), c.Threshold, c.Mode == "ss", c.Reuse())
 }
 
@@ -200,7 +200,9 @@ func profileOptions(o GenerateOptions, c CacheOptions) blockcache.ProfileOptions
 		Samples: c.Calibration, Batch: min(32, c.Calibration)}
 }
 
-func (c CacheOptions) withDefaults() CacheOptions {
+// WithDefaults fills c's zero fields: the default threshold of its mode,
+// the default store folder and calibration size.
+func (c CacheOptions) WithDefaults() CacheOptions {
 	if c.Threshold == 0 {
 		c.Threshold = DefaultCacheThreshold
 		if c.Mode == "dynamic" {
@@ -265,7 +267,7 @@ func GenerateAccel(m *dit.Model, o GenerateOptions, a AccelOptions) ([]*tensor.T
 	var cache *blockcache.Cache
 	var report *CacheReport
 	if a.Cache.Mode != "" {
-		c := a.Cache.withDefaults()
+		c := a.Cache.WithDefaults()
 		report = &CacheReport{Mode: c.Name(), Threshold: c.Threshold}
 		switch c.Mode {
 		case "dynamic":

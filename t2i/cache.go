@@ -114,20 +114,6 @@ func profileOptions(m *Model, o GenerateOptions, c imagegen.CacheOptions, prompt
 		Samples: c.Calibration, Batch: min(32, c.Calibration), Model: m.Fingerprint(), Calibration: promptsID(prompts)}
 }
 
-// cacheDefaults fills c's zero fields as imagegen does.
-func cacheDefaults(c imagegen.CacheOptions) imagegen.CacheOptions {
-	if c.Threshold == 0 {
-		c.Threshold = imagegen.DefaultCacheThreshold
-		if c.Mode == "dynamic" {
-			c.Threshold = imagegen.DefaultDynamicThreshold
-		}
-	}
-	if c.Calibration == 0 {
-		c.Calibration = imagegen.DefaultCalibration
-	}
-	return c
-}
-
 // CacheProfile returns the stored block-cache profile of m for the
 // sampling run of o calibrated on prompts, computing and storing it first
 // when there is none (in c.Dir, default blockcache.DefaultDir()). It
@@ -137,7 +123,7 @@ func CacheProfile(m *Model, o GenerateOptions, c imagegen.CacheOptions, prompts 
 	if err != nil {
 		return nil, "", err
 	}
-	c = cacheDefaults(c)
+	c = c.WithDefaults()
 	if err := checkCalibration(c, prompts); err != nil {
 		return nil, "", err
 	}
@@ -152,7 +138,7 @@ func CachePlan(m *Model, o GenerateOptions, c imagegen.CacheOptions, prompts []s
 	if err != nil {
 		return nil, "", err
 	}
-	c = cacheDefaults(c)
+	c = c.WithDefaults()
 	if err := checkCalibration(c, prompts); err != nil {
 		return nil, "", err
 	}
@@ -173,7 +159,7 @@ func checkCalibration(c imagegen.CacheOptions, prompts []string) error {
 // prompts bound to m), its report, and an error for an unknown mode or a
 // failed calibration. Calibration prompts default to pm's prompts.
 func newCache(m *Model, pm *Prompted, o GenerateOptions) (*blockcache.Cache, *imagegen.CacheReport, error) {
-	c := cacheDefaults(o.Cache)
+	c := o.Cache.WithDefaults()
 	if !(c.Threshold > 0) {
 		return nil, nil, fmt.Errorf("block cache: threshold must be positive (have %g)", c.Threshold)
 	}
