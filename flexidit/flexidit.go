@@ -327,9 +327,15 @@ func (f *Model) withAdapters(fn func()) {
 // ForwardWeak runs the network at the weak patch size on x [B, C, H, W]:
 // [B, C_out, H, W].
 func (f *Model) ForwardWeak(g *autodiff.Graph, x *autodiff.Var, t []float32, y []int) *autodiff.Var {
+	return f.forwardWeak(g, x, t, y, f.withAdapters)
+}
+
+// forwardWeak is ForwardWeak with the base's layers adapted by with
+// (withAdapters plugs the LoRA adapters in, withMerged folds them in).
+func (f *Model) forwardWeak(g *autodiff.Graph, x *autodiff.Var, t []float32, y []int, with func(func())) *autodiff.Var {
 	m := f.Base
 	var out *autodiff.Var
-	f.withAdapters(func() {
+	with(func() {
 		h := g.Add(g.Add(f.WeakEmbed.Forward(g, x), f.weakPos), f.PatchEmb) // [B, Tw, D]
 		c := m.Condition(g, t, y)
 		for _, blk := range m.Blocks {
@@ -431,14 +437,7 @@ func (f *Model) PredictWeak(x *tensor.Tensor, t []float32, y []int) (*tensor.Ten
 	}
 	g := autodiff.NoGrad()
 	defer g.Release()
-	var out *autodiff.Var
-	f.withMerged(func() {
-		lora := f.LoRA
-		f.LoRA = nil // the adapters are in the weights now
-		defer func() { f.LoRA = lora }()
-		out = f.ForwardWeak(g, autodiff.Const(x), t, y)
-	})
-	return m.Channels(out.Value), nil
+	return m.Channels(f.forwardWeak(g, autodiff.Const(x), t, y, f.withMerged).Value), nil
 }
 
 // withMerged runs fn with every adapted base layer replaced by a copy
