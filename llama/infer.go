@@ -2,8 +2,10 @@ package llama
 
 import (
 	"fmt"
+	"hash/maphash"
 	"math"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"tessera/internal/attn"
@@ -45,7 +47,22 @@ type engine struct {
 	arena  []float32   // the packed weights
 	qkv    [][]float32 // per layer [(H+2Hkv)*hd, d], a view of the arena
 	gateUp [][]float32 // per layer [2I, d], a view of the arena
+
+	// batched holds the weights of batched passes packed for
+	// gemm.GemmPacked, as they were when the last cache was made.
+	batched atomic.Pointer[batchedWeights]
 }
+
+// batchedWeights are a copy of the arena's projections packed for the
+// products of batched passes (gemm.Packed), and the hash of the arena
+// they were packed from.
+type batchedWeights struct {
+	layers []batchedLayer
+	head   *gemm.Packed
+	sum    uint64
+}
+
+type batchedLayer struct{ qkv, o, gateUp, down *gemm.Packed }
 
 func newEngine(cfg Config, embed, norm, head slot, layers []layerSlots) *engine {
 	e := &engine{cfg: cfg, embed: embed, norm: norm, head: head, layers: layers,
@@ -108,7 +125,53 @@ func (e *engine) pack() {
 		e.qkv[l] = span(arena, ls.q, ls.v)
 		e.gateUp[l] = span(arena, ls.gate, ls.up)
 	}
+	e.packBatched()
 }
+
+// prepare makes sure the arena holds the current weights and the batched
+// copy matches the arena, repacking it when the arena's contents changed
+// (an optimiser step) since it was packed.
+func (e *engine) prepare() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.packed() {
+		e.pack()
+		return
+	}
+	if b := e.batched.Load(); b == nil || b.sum != arenaSum(e.arena) {
+		e.packBatched()
+	}
+}
+
+// packBatched packs the batched copy of the arena's projections.
+func (e *engine) packBatched() {
+	cfg := e.cfg
+	d, I := cfg.HiddenSize, cfg.IntermediateSize
+	qd := cfg.NumAttentionHeads * cfg.HeadDim()
+	rows := qd + 2*cfg.KVHeads()*cfg.HeadDim()
+	b := &batchedWeights{layers: make([]batchedLayer, len(e.layers)), sum: arenaSum(e.arena)}
+	for l := range e.layers {
+		ls := &e.layers[l]
+		b.layers[l] = batchedLayer{
+			qkv:    gemm.PackF32(e.qkv[l], rows, d, d),
+			o:      gemm.PackF32(data(ls.o), d, qd, qd),
+			gateUp: gemm.PackF32(e.gateUp[l], 2*I, d, d),
+			down:   gemm.PackF32(data(ls.down), d, I, I),
+		}
+	}
+	b.head = gemm.PackF32(data(e.head), cfg.VocabSize, d, d)
+	e.batched.Store(b)
+}
+
+// arenaSum hashes the arena's bits.
+func arenaSum(arena []float32) uint64 {
+	if len(arena) == 0 {
+		return 0
+	}
+	return maphash.Bytes(arenaSeed, unsafe.Slice((*byte)(unsafe.Pointer(&arena[0])), 4*len(arena)))
+}
+
+var arenaSeed = maphash.MakeSeed()
 
 // span returns the part of arena from the first element of slot first to
 // the last element of slot last.

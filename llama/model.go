@@ -238,8 +238,10 @@ func (m *Model) engine() *engine {
 }
 
 // NewCache returns an empty KV cache for up to capacity tokens. The cache
-// reads the model's weights as they are at each call (an optimiser step in
-// between is seen); LoRA adapters must be merged first (nn.MergeAll).
+// reads the model's weights as they are when it is made: an optimiser step
+// is seen by the caches made after it, a replaced tensor (a checkpoint
+// load) by every cache at its next call. LoRA adapters must be merged
+// first (nn.MergeAll).
 func (m *Model) NewCache(capacity int) (*Cache, error) {
 	if capacity <= 0 {
 		return nil, fmt.Errorf("llama: cache capacity %d must be positive", capacity)
@@ -254,7 +256,9 @@ func (m *Model) NewCache(capacity int) (*Cache, error) {
 	if m.LMHead != nil && (m.LMHead.LoraA != nil || m.LMHead.Bias != nil) {
 		return nil, errors.New("llama: lm_head has a LoRA adapter or bias; merge adapters before decoding")
 	}
-	return newCache(m.engine(), capacity), nil
+	e := m.engine()
+	e.prepare()
+	return newCache(e, capacity), nil
 }
 
 // FLOPsPerToken is the analytic multiply-add count ×2 of one decoded token

@@ -35,11 +35,13 @@ import (
 )
 
 type kernel struct {
-	// pf adds an argument pf (an address, as uintptr) and prefetches three
+	// pf adds an argument pf (an address, as uintptr) and prefetches pfLine
 	// cache lines from it per unrolled iteration, advancing it: the caller
-	// points it at the next panel of A so that reading it overlaps this
-	// panel's arithmetic.
+	// points it at the next panel it will read (of A or of B) so that
+	// reading it from memory overlaps this panel's arithmetic.
 	pf     bool
+	pfLine int    // cache lines prefetched per unrolled iteration (pf only)
+	pfHint string // the prefetch instruction (pf only)
 	name   string
 	mr, nv int    // rows, vectors per row
 	reg    string // "Z" or "Y"
@@ -148,10 +150,10 @@ func gen(k kernel) {
 	for u := 0; u < k.unroll; u++ {
 		body()
 		if k.pf && u == 0 {
-			p("\tPREFETCHT0 0(R14)")
-			p("\tPREFETCHT0 64(R14)")
-			p("\tPREFETCHT0 128(R14)")
-			p("\tADDQ $192, R14")
+			for l := 0; l < k.pfLine; l++ {
+				p("\t%s %d(R14)", k.pfHint, 64*l)
+			}
+			p("\tADDQ $%d, R14", 64*k.pfLine)
 		}
 	}
 	p("\tDECQ R8")
@@ -452,7 +454,8 @@ func main() {
 		{name: "kernAVX512x6x64", mr: 6, nv: 4, reg: "Z", width: 16, unroll: 4},
 		{name: "kernAVX512x8x48", mr: 8, nv: 3, reg: "Z", width: 16, unroll: 4},
 		{name: "kernAVX512x12x16", mr: 12, nv: 1, reg: "Z", width: 16, unroll: 4},
-		{name: "kernAVX512x12x16pf", mr: 12, nv: 1, reg: "Z", width: 16, unroll: 4, pf: true},
+		{name: "kernAVX512x12x16pf", mr: 12, nv: 1, reg: "Z", width: 16, unroll: 4, pf: true, pfLine: 3, pfHint: "PREFETCHT0"},
+		{name: "kernAVX512x6x64pf", mr: 6, nv: 4, reg: "Z", width: 16, unroll: 4, pf: true, pfLine: 6, pfHint: "PREFETCHT1"},
 		{name: "kernAVX2x6x16", mr: 6, nv: 2, reg: "Y", width: 8, unroll: 4},
 	} {
 		gen(k)

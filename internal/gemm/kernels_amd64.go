@@ -50,6 +50,14 @@ func kernAVX512x12x16(k int, a *float32, rsa, csa int, b *float32, ldb int, c *f
 //go:noescape
 func kernAVX512x12x16pf(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, pf uintptr)
 
+// kernAVX512x6x64pf is kernAVX512x6x64 prefetching six cache lines into
+// L2 from pf (an address, advanced by 384 bytes) every four steps of k:
+// callers streaming packed panels of B from memory point it at the next
+// panel. Prefetches never fault, so pf may point anywhere.
+//
+//go:noescape
+func kernAVX512x6x64pf(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, pf uintptr)
+
 // kernAVX2x6x16 is the loop above with MR=6, NR=16 (AVX2+FMA).
 //
 //go:noescape

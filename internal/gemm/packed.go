@@ -1,0 +1,159 @@
+package gemm
+
+import (
+	"fmt"
+	"sync"
+)
+
+// Products with a weight matrix packed once: C = A·Wᵀ for a few rows of A
+// (the tokens of a batched pass) and a weight W [n, k] read from memory on
+// every call. Packing W into panels of packedNR columns, each stored k-major
+// (for each input position, its packedNR weights side by side), turns every
+// read of W into one sequential stream, and the 6×64 register tile reuses
+// each weight for six rows of A. The AVX-512 kernel prefetches the next
+// panel into L2 while it computes, so that streaming W from memory
+// overlaps the arithmetic on the rows after the first six.
+
+const (
+	packedMR = 6  // rows of A per register tile
+	packedNR = 64 // columns of W per panel
+)
+
+// Packed is an n×k matrix W laid out for GemmPacked: panel q holds, for
+// each p < k, W[q*64+j][p] for j < 64 (zero past n).
+type Packed struct {
+	n, k int
+	data []float32
+}
+
+// PackF32 packs the n×k row-major matrix w (row stride ldw) for
+// GemmPacked.
+func PackF32(w []float32, n, k, ldw int) *Packed {
+	if n <= 0 || k <= 0 {
+		panic(fmt.Sprintf("gemm: PackF32 of a %dx%d matrix", n, k))
+	}
+	checkMatrix("W", w, n, k, ldw)
+	panels := (n + packedNR - 1) / packedNR
+	p := &Packed{n: n, k: k, data: make([]float32, panels*k*packedNR)}
+	for j := 0; j < n; j++ {
+		pan := p.data[j/packedNR*k*packedNR+j%packedNR:]
+		for q, v := range w[j*ldw : j*ldw+k] {
+			pan[q*packedNR] = v
+		}
+	}
+	return p
+}
+
+// N is the number of rows of W (columns of the product).
+func (p *Packed) N() int { return p.n }
+
+// K is the number of columns of W (the inner dimension).
+func (p *Packed) K() int { return p.k }
+
+// Panels is the number of panels, each PanelCols columns of the product.
+func (p *Packed) Panels() int { return (p.n + packedNR - 1) / packedNR }
+
+// PanelCols is the number of columns of the product per panel.
+const PanelCols = packedNR
+
+// Bytes is the size of the packed matrix.
+func (p *Packed) Bytes() int { return 4 * len(p.data) }
+
+// GemmPacked computes columns [q0*PanelCols, min(q1*PanelCols, n)) of
+// C = A·Wᵀ + beta·C for the m×k row-major matrix A (row stride lda) and
+// the packed n×k matrix W, on the calling goroutine: callers share the
+// panels of one product among their own threads. C is m×n with row stride
+// ldc; beta is 0 (C is overwritten and never read) or 1. Every element is
+// computed the same way whatever the panel range, so results do not depend
+// on how callers split the panels.
+func GemmPacked(m int, a []float32, lda int, w *Packed, q0, q1 int, beta float32, c []float32, ldc int) {
+	if m <= 0 || q0 >= q1 {
+		return
+	}
+	if beta != 0 && beta != 1 {
+		panic(fmt.Sprintf("gemm: GemmPacked with beta %v (want 0 or 1)", beta))
+	}
+	n, k := w.n, w.k
+	if q0 < 0 || q1 > w.Panels() {
+		panic(fmt.Sprintf("gemm: GemmPacked panels [%d, %d) of %d", q0, q1, w.Panels()))
+	}
+	checkMatrix("A", a, m, k, lda)
+	checkMatrix("C", c, m, n, ldc)
+	if m < packedMR {
+		// Too few rows for a tile: run on a zero-padded copy.
+		buf := getPackedPad(packedMR * k)
+		defer packedPads.Put(buf)
+		pad := *buf
+		for i := 0; i < m; i++ {
+			copy(pad[i*k:(i+1)*k], a[i*lda:i*lda+k])
+		}
+		clear(pad[m*k:])
+		a, lda = pad, k
+	}
+	var tile [packedMR * packedNR]float32
+	full := m / packedMR * packedMR
+	for q := q0; q < q1; q++ {
+		pan := w.data[q*k*packedNR : (q+1)*k*packedNR]
+		next := pan
+		if q+1 < q1 {
+			next = w.data[(q+1)*k*packedNR : (q+2)*k*packedNR]
+		}
+		col := q * packedNR
+		cols := min(packedNR, n-col)
+		tiles := (m + packedMR - 1) / packedMR
+		for t := 0; t < tiles; t++ {
+			// The last tile, when partial, is the last six rows of A,
+			// computed into a scratch tile of which only its new rows
+			// are kept. Each tile prefetches its share of the next panel.
+			r := t * packedMR
+			if r >= full {
+				r = max(0, m-packedMR)
+			}
+			pf := next[min(t*k*packedNR/tiles, len(next)-1):]
+			if r+packedMR <= full && cols == packedNR {
+				packedTile(k, a[r*lda:], lda, pan, c[r*ldc+col:], ldc, beta, pf)
+				continue
+			}
+			packedTile(k, a[r*lda:], lda, pan, tile[:], packedNR, 0, pf)
+			skip := 0
+			if t*packedMR > r {
+				skip = t*packedMR - r
+			}
+			mergeTile(c[(r+skip)*ldc+col:], ldc, tile[skip*packedNR:], packedNR, min(packedMR, m-r)-skip, cols, beta)
+		}
+	}
+}
+
+var packedPads sync.Pool
+
+func getPackedPad(n int) *[]float32 {
+	if b, ok := packedPads.Get().(*[]float32); ok && cap(*b) >= n {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]float32, n)
+	return &b
+}
+
+// packedTileGo is packedTile in Go: c = a·panel (+ c when beta == 1) for
+// six rows of a (row stride lda) and one k×64 panel.
+func packedTileGo(k int, a []float32, lda int, pan []float32, c []float32, ldc int, beta float32) {
+	for i := 0; i < packedMR; i++ {
+		var acc [packedNR]float32
+		ai := a[i*lda : i*lda+k]
+		for p, av := range ai {
+			bp := pan[p*packedNR : p*packedNR+packedNR : p*packedNR+packedNR]
+			for j, bv := range bp {
+				acc[j] += av * bv
+			}
+		}
+		ci := c[i*ldc : i*ldc+packedNR]
+		if beta == 0 {
+			copy(ci, acc[:])
+			continue
+		}
+		for j, v := range acc {
+			ci[j] += v
+		}
+	}
+}
