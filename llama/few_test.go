@@ -11,7 +11,7 @@ import (
 // TestFewMatchesDecode checks batched passes of a few tokens (the
 // few-token path, and the large-batch path beyond fewMax) against decoding
 // the same tokens one by one: every token's logits and hidden state, after
-// a prompt, for counts around the register tile width, on one thread and
+// a prompt, for counts around the register tile height, on one thread and
 // on two (which must agree exactly).
 func TestFewMatchesDecode(t *testing.T) {
 	small := Config{VocabSize: 50, HiddenSize: 24, IntermediateSize: 40, NumHiddenLayers: 2,
@@ -35,7 +35,7 @@ func TestFewMatchesDecode(t *testing.T) {
 			wantLogits = append(wantLogits, l...)
 			wantHidden = append(wantHidden, ref.Hidden()...)
 		}
-		for _, T := range []int{2, 3, 15, 16, 17, 18, 32, 33, fewMax, fewMax + 1} {
+		for _, T := range []int{2, 3, 5, 6, 7, 12, 13, 17, 18, 33, fewMax, fewMax + 1} {
 			var first []float32
 			for _, threads := range []int{1, 2} {
 				name := fmt.Sprintf("hidden%d/T%d/threads%d", d, T, threads)

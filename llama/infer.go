@@ -150,16 +150,29 @@ func (e *engine) packBatched() {
 	qd := cfg.NumAttentionHeads * cfg.HeadDim()
 	rows := qd + 2*cfg.KVHeads()*cfg.HeadDim()
 	b := &batchedWeights{layers: make([]batchedLayer, len(e.layers)), sum: arenaSum(e.arena)}
-	for l := range e.layers {
-		ls := &e.layers[l]
-		b.layers[l] = batchedLayer{
-			qkv:    gemm.PackF32(e.qkv[l], rows, d, d),
-			o:      gemm.PackF32(data(ls.o), d, qd, qd),
-			gateUp: gemm.PackF32(e.gateUp[l], 2*I, d, d),
-			down:   gemm.PackF32(data(ls.down), d, I, I),
-		}
+	// One allocation on huge pages for all of them, in the order a pass
+	// reads them.
+	type mat struct {
+		dst  **gemm.Packed
+		w    []float32
+		n, k int
 	}
-	b.head = gemm.PackF32(data(e.head), cfg.VocabSize, d, d)
+	var mats []mat
+	for l := range e.layers {
+		ls, bl := &e.layers[l], &b.layers[l]
+		mats = append(mats, mat{&bl.qkv, e.qkv[l], rows, d}, mat{&bl.o, data(ls.o), d, qd},
+			mat{&bl.gateUp, e.gateUp[l], 2 * I, d}, mat{&bl.down, data(ls.down), d, I})
+	}
+	mats = append(mats, mat{&b.head, data(e.head), cfg.VocabSize, d})
+	total := 0
+	for _, m := range mats {
+		total += gemm.PackedLen(m.n, m.k)
+	}
+	buf := streamAlloc(total)
+	for _, m := range mats {
+		*m.dst = gemm.PackF32In(buf, m.w, m.n, m.k, m.k)
+		buf = buf[gemm.PackedLen(m.n, m.k):]
+	}
 	e.batched.Store(b)
 }
 

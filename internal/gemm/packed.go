@@ -32,9 +32,28 @@ func PackF32(w []float32, n, k, ldw int) *Packed {
 	if n <= 0 || k <= 0 {
 		panic(fmt.Sprintf("gemm: PackF32 of a %dx%d matrix", n, k))
 	}
+	return PackF32In(make([]float32, PackedLen(n, k)), w, n, k, ldw)
+}
+
+// PackedLen is the number of floats an n×k matrix takes packed.
+func PackedLen(n, k int) int { return (n + packedNR - 1) / packedNR * packedNR * k }
+
+// PackF32In is PackF32 writing the packed matrix into buf[:PackedLen(n,
+// k)], which the result keeps: callers place several matrices in one
+// allocation (on huge pages, say).
+func PackF32In(buf, w []float32, n, k, ldw int) *Packed {
+	if n <= 0 || k <= 0 {
+		panic(fmt.Sprintf("gemm: PackF32 of a %dx%d matrix", n, k))
+	}
 	checkMatrix("W", w, n, k, ldw)
-	panels := (n + packedNR - 1) / packedNR
-	p := &Packed{n: n, k: k, data: make([]float32, panels*k*packedNR)}
+	size := PackedLen(n, k)
+	if len(buf) < size {
+		panic(fmt.Sprintf("gemm: PackF32In of a %dx%d matrix into %d floats (needs %d)", n, k, len(buf), size))
+	}
+	p := &Packed{n: n, k: k, data: buf[:size:size]}
+	if n%packedNR != 0 {
+		clear(p.data[n/packedNR*k*packedNR:])
+	}
 	for j := 0; j < n; j++ {
 		pan := p.data[j/packedNR*k*packedNR+j%packedNR:]
 		for q, v := range w[j*ldw : j*ldw+k] {
