@@ -454,7 +454,6 @@ func main() {
 		{name: "kernAVX512x6x64", mr: 6, nv: 4, reg: "Z", width: 16, unroll: 4},
 		{name: "kernAVX512x8x48", mr: 8, nv: 3, reg: "Z", width: 16, unroll: 4},
 		{name: "kernAVX512x12x16", mr: 12, nv: 1, reg: "Z", width: 16, unroll: 4},
-		{name: "kernAVX512x12x16pf", mr: 12, nv: 1, reg: "Z", width: 16, unroll: 4, pf: true, pfLine: 3, pfHint: "PREFETCHT0"},
 		{name: "kernAVX512x6x64pf", mr: 6, nv: 4, reg: "Z", width: 16, unroll: 4, pf: true, pfLine: 6, pfHint: "PREFETCHT1"},
 		{name: "kernAVX2x6x16", mr: 6, nv: 2, reg: "Y", width: 8, unroll: 4},
 	} {

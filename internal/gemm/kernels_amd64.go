@@ -41,15 +41,6 @@ func kernAVX512x8x48(k int, a *float32, rsa, csa int, b *float32, ldb int, c *fl
 //go:noescape
 func kernAVX512x12x16(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32)
 
-// kernAVX512x12x16pf is kernAVX512x12x16 prefetching three cache lines
-// from pf (an address, advanced by 192 bytes) every four steps of k: 12·k/16
-// lines over the panel, the size of the next 12-row panel of a
-// row-major A with k columns. Prefetches never fault, so pf may point
-// anywhere.
-//
-//go:noescape
-func kernAVX512x12x16pf(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, pf uintptr)
-
 // kernAVX512x6x64pf is kernAVX512x6x64 prefetching six cache lines into
 // L2 from pf (an address, advanced by 384 bytes) every four steps of k:
 // callers streaming packed panels of B from memory point it at the next
