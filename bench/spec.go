@@ -66,6 +66,10 @@ type SpecMethod struct {
 	MsPerAnswer             float64 `json:"ms_per_answer"`
 	AnswerSpeedupVsTarget   float64 `json:"answer_speedup_vs_target_only"`
 	AnswerSpeedupVsStandard float64 `json:"answer_speedup_vs_standard,omitempty"`
+	// AnswerSpeedupVsAdaptive compares Judge Decoding with standard
+	// speculative decoding whose draft length adapts (run beside the
+	// fixed-length one when the benchmark fixes it).
+	AnswerSpeedupVsAdaptive float64 `json:"answer_speedup_vs_adaptive,omitempty"`
 }
 
 // SpecSplit is the comparison on one set of prompts.
@@ -211,7 +215,7 @@ type decodeFunc func(prompt []int) ([]int, specdec.Stats, error)
 func specArith(o SpecOptions, split corpus.Split) (*SpecSplit, error) {
 	tok := tokenizer.New()
 	problems := corpus.NewGenerator(split, o.Seed).Problems(o.Prompts)
-	capacity := 160 + o.MaxNew + o.MaxK
+	capacity := 160 + o.MaxNew + max(o.MaxK, 2*o.K)
 	tc, err := o.Target.NewCache(capacity)
 	if err != nil {
 		return nil, err
@@ -228,6 +232,14 @@ func specArith(o SpecOptions, split corpus.Split) (*SpecSplit, error) {
 			return out, specdec.Stats{Emitted: len(out), TargetCalls: len(out) - 1}, err
 		},
 		speculative(o, tc, dc, nil),
+	}
+	if o.Fixed {
+		// Standard speculative decoding at its best: the draft length
+		// adapts to the acceptance, down to plain decoding.
+		methods = append(methods, &methodRun{name: "speculative-adaptive"})
+		adaptive := o
+		adaptive.Fixed, adaptive.MaxK = false, 2*o.K
+		decs = append(decs, speculative(adaptive, tc, dc, nil))
 	}
 	if o.Judge != nil {
 		methods = append(methods, &methodRun{name: "judge"})
@@ -297,9 +309,12 @@ func fillMethods(s *SpecSplit, methods []*methodRun, prompts int, arith bool) {
 		s.Samples[m.name] = m.samples
 	}
 	base, baseMs := s.Methods[0].TokensPerS, s.Methods[0].MsPerAnswer
-	var std *SpecMethod
+	var std, adaptive *SpecMethod
 	for i := range s.Methods {
 		r := &s.Methods[i]
+		if r.Name == "speculative-adaptive" {
+			adaptive = r
+		}
 		if base > 0 {
 			r.SpeedupVsTarget = r.TokensPerS / base
 		}
@@ -323,6 +338,9 @@ func fillMethods(s *SpecSplit, methods []*methodRun, prompts int, arith bool) {
 		}
 		if r.MsPerAnswer > 0 {
 			r.AnswerSpeedupVsStandard = std.MsPerAnswer / r.MsPerAnswer
+			if adaptive != nil {
+				r.AnswerSpeedupVsAdaptive = adaptive.MsPerAnswer / r.MsPerAnswer
+			}
 		}
 		if std.MeanAcceptedPerRound > 0 {
 			s.AcceptedRatio = r.MeanAcceptedPerRound / std.MeanAcceptedPerRound

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"tessera/llama"
@@ -59,6 +60,23 @@ func TestSpecPlumbing(t *testing.T) {
 	}
 	if _, err := json.Marshal(res); err != nil {
 		t.Fatal(err)
+	}
+	// With the draft length fixed, standard speculative decoding also runs
+	// with an adaptive length, and greedy, it too keeps the answers.
+	fixed, err := Spec(SpecOptions{Target: target, Draft: draft, Judge: judge, Prompts: 3, K: 4, Fixed: true, MaxNew: 12, JudgeProblems: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh := fixed.Splits[0]
+	names := []string{}
+	for _, m := range fh.Methods {
+		names = append(names, m.Name)
+	}
+	if !slices.Equal(names, []string{"target-only", "speculative", "speculative-adaptive", "judge"}) {
+		t.Fatalf("methods with a fixed draft length: %v", names)
+	}
+	if fh.Samples["speculative-adaptive"][0] != fh.Samples["target-only"][0] || fh.Methods[3].AnswerSpeedupVsAdaptive <= 0 {
+		t.Fatalf("adaptive standard decoding: samples %q vs %q, judge %+v", fh.Samples["speculative-adaptive"], fh.Samples["target-only"], fh.Methods[3])
 	}
 	other := cfg
 	other.VocabSize = 300

@@ -168,30 +168,18 @@ func (d *Decoder) Generate(prompt []int, maxNew int) ([]int, error) {
 		return nil, nil
 	}
 	// From here on the target cache holds every token but the last one of
-	// seq, so the first answer token is drafted and verified like the rest
-	// (with a one-token prompt the target chooses it alone).
-	if len(seq) >= 2 {
-		if k := min(d.k, maxNew-1); k >= 1 {
-			// The first round's drafting runs while the target prefills
-			// the prompt: the two models are independent until the
-			// verification.
-			out, err := d.firstRound(seq, k)
-			if err != nil {
-				return nil, err
+	// seq. The first round's verification prefills the prompt too.
+	if k := min(d.k, maxNew-1); k >= 1 {
+		out, err := d.firstRound(seq, k)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range out {
+			seq = append(seq, t)
+			d.stats.Emitted++
+			if (d.opt.StopAtEOS && t == d.opt.EOS) || len(seq)-len(prompt) == maxNew {
+				return seq[len(prompt):], nil
 			}
-			for _, t := range out {
-				seq = append(seq, t)
-				d.stats.Emitted++
-				if (d.opt.StopAtEOS && t == d.opt.EOS) || len(seq)-len(prompt) == maxNew {
-					return seq[len(prompt):], nil
-				}
-			}
-		} else {
-			logits, err := d.target.Prefill(seq[:len(seq)-1])
-			if err != nil {
-				return nil, fmt.Errorf("specdec: target prefill: %w", err)
-			}
-			d.ensure(len(logits))
 		}
 	} else {
 		logits, err := d.target.Prefill(seq)
@@ -229,23 +217,15 @@ func (d *Decoder) Generate(prompt []int, maxNew int) ([]int, error) {
 	return seq[len(prompt):], nil
 }
 
-// firstRound prefills the target with seq but its last token while the
-// draft proposes k tokens after seq on the calling goroutine, then
-// verifies them.
+// firstRound drafts k tokens after seq, then runs the target once over
+// seq and the drafts together: the prompt's prefill and the first
+// verification share one pass over the target's weights.
 func (d *Decoder) firstRound(seq []int, k int) ([]int, error) {
-	prefilled := make(chan error, 1)
-	go func() {
-		_, err := d.target.Prefill(seq[:len(seq)-1])
-		prefilled <- err
-	}()
-	drafts, draftTime, derr := d.propose(seq, k)
-	if err := <-prefilled; err != nil {
-		return nil, fmt.Errorf("specdec: target prefill: %w", err)
+	drafts, draftTime, err := d.propose(seq, k)
+	if err != nil {
+		return nil, err
 	}
-	if derr != nil {
-		return nil, derr
-	}
-	return d.verify(seq, drafts, draftTime)
+	return d.verify(seq, len(seq), drafts, draftTime)
 }
 
 func (d *Decoder) ensure(v int) {
@@ -279,7 +259,7 @@ func (d *Decoder) round(seq []int, k int) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	return d.verify(seq, drafts, draftTime)
+	return d.verify(seq, 1, drafts, draftTime)
 }
 
 // propose catches the draft cache up with seq and drafts k tokens after
@@ -330,26 +310,35 @@ func (d *Decoder) propose(seq []int, k int) ([]int, time.Duration, error) {
 }
 
 // verify checks the drafts proposed after seq with one target pass and
-// returns the tokens it keeps plus the target's next token.
-func (d *Decoder) verify(seq, drafts []int, draftTime time.Duration) ([]int, error) {
+// returns the tokens it keeps plus the target's next token. The target
+// cache holds all of seq but its last pending tokens, which the pass feeds
+// before the drafts (1 in every round but the first, which prefills the
+// prompt).
+func (d *Decoder) verify(seq []int, pending int, drafts []int, draftTime time.Duration) ([]int, error) {
 	V, k := len(d.p), len(drafts)
-	base := len(seq) - 1 // target tokens before this round
-	// Verify: the last token of seq and the k drafts in one pass.
+	base := len(seq) - 1 // target tokens before this round's verified positions
+	// Verify: the pending tokens of seq and the k drafts in one pass.
 	t1 := time.Now()
-	in := append(append(d.verifyIn[:0], seq[len(seq)-1]), drafts...)
+	in := append(append(d.verifyIn[:0], seq[len(seq)-pending:]...), drafts...)
+	d.verifyIn = in[:0]
 	all, err := d.target.Extend(in)
 	if err != nil {
 		return nil, fmt.Errorf("specdec: target verify: %w", err)
 	}
-	if len(all) != (k+1)*V {
-		return nil, fmt.Errorf("specdec: target verify: %d logits for %d tokens of a vocabulary of %d (the draft's)", len(all), k+1, V)
+	if len(all) != len(in)*V {
+		return nil, fmt.Errorf("specdec: target verify: %d logits for %d tokens of a vocabulary of %d (the draft's)", len(all), len(in), V)
 	}
+	all = all[(pending-1)*V:]
 	d.stats.TargetCalls++
 	var hidden []float32
 	if d.opt.Judge != nil {
-		hidden = d.target.(HiddenCache).Hidden()
+		h := d.target.(HiddenCache).Hidden()
+		hidden = h[(pending-1)*(len(h)/len(in)):]
 	}
 	targetTime := time.Since(t1)
+	if pending > 1 {
+		targetTime = 0 // a prefill, not a verification: no cost estimate
+	}
 
 	accepted := 0
 	var next int
