@@ -455,6 +455,11 @@ func main() {
 		{name: "kernAVX512x8x48", mr: 8, nv: 3, reg: "Z", width: 16, unroll: 4},
 		{name: "kernAVX512x12x16", mr: 12, nv: 1, reg: "Z", width: 16, unroll: 4},
 		{name: "kernAVX512x6x64pf", mr: 6, nv: 4, reg: "Z", width: 16, unroll: 4, pf: true, pfLine: 6, pfHint: "PREFETCHT1"},
+		{name: "kernAVX512x1x64", mr: 1, nv: 4, reg: "Z", width: 16, unroll: 4},
+		{name: "kernAVX512x2x64", mr: 2, nv: 4, reg: "Z", width: 16, unroll: 4},
+		{name: "kernAVX512x3x64", mr: 3, nv: 4, reg: "Z", width: 16, unroll: 4},
+		{name: "kernAVX512x4x64", mr: 4, nv: 4, reg: "Z", width: 16, unroll: 4},
+		{name: "kernAVX512x5x64", mr: 5, nv: 4, reg: "Z", width: 16, unroll: 4},
 		{name: "kernAVX2x6x16", mr: 6, nv: 2, reg: "Y", width: 8, unroll: 4},
 	} {
 		gen(k)

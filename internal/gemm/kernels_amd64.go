@@ -49,6 +49,25 @@ func kernAVX512x12x16(k int, a *float32, rsa, csa int, b *float32, ldb int, c *f
 //go:noescape
 func kernAVX512x6x64pf(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, pf uintptr)
 
+// kernAVX512x1x64 … kernAVX512x5x64 are the loop above with MR=1…5,
+// NR=64 (AVX-512): the last rows of a product over packed panels
+// (GemmPacked) when they do not fill a 6-row tile.
+//
+//go:noescape
+func kernAVX512x1x64(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
+func kernAVX512x2x64(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
+func kernAVX512x3x64(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
+func kernAVX512x4x64(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
+func kernAVX512x5x64(k int, a *float32, rsa, csa int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32)
+
 // kernAVX2x6x16 is the loop above with MR=6, NR=16 (AVX2+FMA).
 //
 //go:noescape

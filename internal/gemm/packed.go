@@ -1,18 +1,16 @@
 package gemm
 
-import (
-	"fmt"
-	"sync"
-)
+import "fmt"
 
 // Products with a weight matrix packed once: C = A·Wᵀ for a few rows of A
 // (the tokens of a batched pass) and a weight W [n, k] read from memory on
 // every call. Packing W into panels of packedNR columns, each stored k-major
 // (for each input position, its packedNR weights side by side), turns every
 // read of W into one sequential stream, and the 6×64 register tile reuses
-// each weight for six rows of A. The AVX-512 kernel prefetches the next
-// panel into L2 while it computes, so that streaming W from memory
-// overlaps the arithmetic on the rows after the first six.
+// each weight for six rows of A (rows past a multiple of six take a tile
+// of their height). The AVX-512 kernel prefetches the next panel into L2
+// while it computes, so that streaming W from memory overlaps the
+// arithmetic on the rows after the first six.
 
 const (
 	packedMR = 6  // rows of A per register tile
@@ -98,19 +96,8 @@ func GemmPacked(m int, a []float32, lda int, w *Packed, q0, q1 int, beta float32
 	}
 	checkMatrix("A", a, m, k, lda)
 	checkMatrix("C", c, m, n, ldc)
-	if m < packedMR {
-		// Too few rows for a tile: run on a zero-padded copy.
-		buf := getPackedPad(packedMR * k)
-		defer packedPads.Put(buf)
-		pad := *buf
-		for i := 0; i < m; i++ {
-			copy(pad[i*k:(i+1)*k], a[i*lda:i*lda+k])
-		}
-		clear(pad[m*k:])
-		a, lda = pad, k
-	}
 	var tile [packedMR * packedNR]float32
-	full := m / packedMR * packedMR
+	tiles := (m + packedMR - 1) / packedMR
 	for q := q0; q < q1; q++ {
 		pan := w.data[q*k*packedNR : (q+1)*k*packedNR]
 		next := pan
@@ -119,45 +106,27 @@ func GemmPacked(m int, a []float32, lda int, w *Packed, q0, q1 int, beta float32
 		}
 		col := q * packedNR
 		cols := min(packedNR, n-col)
-		tiles := (m + packedMR - 1) / packedMR
 		for t := 0; t < tiles; t++ {
-			// The last tile, when partial, is the last six rows of A,
-			// computed into a scratch tile of which only its new rows
-			// are kept. Each tile prefetches its share of the next panel.
+			// Each tile prefetches its share of the next panel; the last
+			// one may have fewer rows. A partial panel (past n) goes
+			// through a scratch tile.
 			r := t * packedMR
-			if r >= full {
-				r = max(0, m-packedMR)
-			}
+			rows := min(packedMR, m-r)
 			pf := next[min(t*k*packedNR/tiles, len(next)-1):]
-			if r+packedMR <= full && cols == packedNR {
-				packedTile(k, a[r*lda:], lda, pan, c[r*ldc+col:], ldc, beta, pf)
+			if cols == packedNR {
+				packedTile(rows, k, a[r*lda:], lda, pan, c[r*ldc+col:], ldc, beta, pf)
 				continue
 			}
-			packedTile(k, a[r*lda:], lda, pan, tile[:], packedNR, 0, pf)
-			skip := 0
-			if t*packedMR > r {
-				skip = t*packedMR - r
-			}
-			mergeTile(c[(r+skip)*ldc+col:], ldc, tile[skip*packedNR:], packedNR, min(packedMR, m-r)-skip, cols, beta)
+			packedTile(rows, k, a[r*lda:], lda, pan, tile[:], packedNR, 0, pf)
+			mergeTile(c[r*ldc+col:], ldc, tile[:], packedNR, rows, cols, beta)
 		}
 	}
 }
 
-var packedPads sync.Pool
-
-func getPackedPad(n int) *[]float32 {
-	if b, ok := packedPads.Get().(*[]float32); ok && cap(*b) >= n {
-		*b = (*b)[:n]
-		return b
-	}
-	b := make([]float32, n)
-	return &b
-}
-
 // packedTileGo is packedTile in Go: c = a·panel (+ c when beta == 1) for
-// six rows of a (row stride lda) and one k×64 panel.
-func packedTileGo(k int, a []float32, lda int, pan []float32, c []float32, ldc int, beta float32) {
-	for i := 0; i < packedMR; i++ {
+// rows rows of a (row stride lda) and one k×64 panel.
+func packedTileGo(rows, k int, a []float32, lda int, pan []float32, c []float32, ldc int, beta float32) {
+	for i := 0; i < rows; i++ {
 		var acc [packedNR]float32
 		ai := a[i*lda : i*lda+k]
 		for p, av := range ai {
