@@ -19,9 +19,9 @@ import (
 // activations stay token-major throughout. The decode team shares out the
 // panels.
 //
-// Attention runs token by token as in decoding: a GEMV of the query over
+// Attention runs token by token as in decoding (a GEMV of the query over
 // the cached keys up to the token's position, softmax, and a transposed
-// GEMV over the cached values.
+// GEMV over the cached values), the query heads shared among the threads.
 
 // fewMax is the most tokens a batched pass runs on the few-token path;
 // longer passes take the large-batch path, whose blocked attention and
@@ -42,6 +42,11 @@ type fewBuffers struct {
 	beta    float32
 	fn      func(lo, hi int) // c.packedPanels, bound once
 
+	// The attention being run (see fewAttention).
+	layer, row int
+	qkv, att   []float32
+	attendFn   func(lo, hi int) // c.fewAttendHeads, bound once
+
 	choice threadChoice // whether passes use the decode team
 }
 
@@ -51,7 +56,7 @@ func (c *Cache) forwardFew(tokens []int, all bool) {
 	T := len(tokens)
 	c.grow(T)
 	if c.few.fn == nil {
-		c.few.fn = c.packedPanels
+		c.few.fn, c.few.attendFn = c.packedPanels, c.fewAttendHeads
 	}
 	f := &c.few
 	bw := c.e.batched.Load()
@@ -104,9 +109,7 @@ func (c *Cache) forwardFew(tokens []int, all bool) {
 			copy(kc[pos*kvd:(pos+1)*kvd], r[qd:qd+kvd])
 			copy(vc[pos*kvd:(pos+1)*kvd], r[qd+kvd:])
 		}
-		for t := 0; t < T; t++ {
-			c.attend(l, c.n+t, qkv[t*row:], att[t*qd:(t+1)*qd], c.dec.scores, 0, H)
-		}
+		c.fewAttention(l, T, qkv, att)
 		c.packedProduct(T, att, lw.o, 1, x)
 		// MLP: x += down(silu(gate(n)) * up(n)) of n = norm(x).
 		for t := 0; t < T; t++ {
@@ -136,6 +139,33 @@ func (c *Cache) forwardFew(tokens []int, all bool) {
 		return
 	}
 	c.packedProduct(rows, xn[:rows*d], bw.head, 0, c.logits[:rows*V])
+}
+
+// fewAttention attends the T tokens of the pass (their keys and values
+// already in the cache of layer l) over the cache, token by token as in
+// decoding, sharing the query heads among the pass's threads.
+func (c *Cache) fewAttention(l, T int, qkv, att []float32) {
+	f := &c.few
+	cfg := c.e.cfg
+	f.layer, f.rows, f.qkv, f.att = l, T, qkv, att
+	f.row = (cfg.NumAttentionHeads + 2*cfg.KVHeads()) * cfg.HeadDim()
+	H := cfg.NumAttentionHeads
+	if f.threads > 1 {
+		decodeTeam.run(H, 1, H, f.attendFn)
+	} else {
+		f.attendFn(0, H)
+	}
+	f.qkv, f.att = nil, nil
+}
+
+// fewAttendHeads runs query heads [lo, hi) of the current fewAttention:
+// each head has its own rows of the scores scratch.
+func (c *Cache) fewAttendHeads(lo, hi int) {
+	f := &c.few
+	qd := c.e.cfg.NumAttentionHeads * c.e.cfg.HeadDim()
+	for t := 0; t < f.rows; t++ {
+		c.attend(f.layer, c.n+t, f.qkv[t*f.row:], f.att[t*qd:(t+1)*qd], c.dec.scores, lo, hi)
+	}
 }
 
 // packedProduct computes out [T, n] = a [T, k]·Wᵀ + beta·out for the
