@@ -167,33 +167,9 @@ func (d *Decoder) Generate(prompt []int, maxNew int) ([]int, error) {
 		}
 		return nil, nil
 	}
-	// From here on the target cache holds every token but the last one of
-	// seq. The first round's verification prefills the prompt too.
-	if k := min(d.k, maxNew-1); k >= 1 {
-		out, err := d.firstRound(seq, k)
-		if err != nil {
-			return nil, err
-		}
-		for _, t := range out {
-			seq = append(seq, t)
-			d.stats.Emitted++
-			if (d.opt.StopAtEOS && t == d.opt.EOS) || len(seq)-len(prompt) == maxNew {
-				return seq[len(prompt):], nil
-			}
-		}
-	} else {
-		logits, err := d.target.Prefill(seq)
-		if err != nil {
-			return nil, fmt.Errorf("specdec: target prefill: %w", err)
-		}
-		d.ensure(len(logits))
-		first := d.sampler.Sample(logits)
-		seq = append(seq, first)
-		d.stats.Emitted++
-		if (d.opt.StopAtEOS && first == d.opt.EOS) || maxNew == 1 {
-			return seq[len(prompt):], nil
-		}
-	}
+	// The target cache holds every token of seq but those a round or step
+	// has yet to feed: the whole prompt at first (the first round's
+	// verification prefills it), the last token after that.
 	var err error
 	for len(seq)-len(prompt) < maxNew {
 		remaining := maxNew - (len(seq) - len(prompt))
@@ -217,17 +193,6 @@ func (d *Decoder) Generate(prompt []int, maxNew int) ([]int, error) {
 	return seq[len(prompt):], nil
 }
 
-// firstRound drafts k tokens after seq, then runs the target once over
-// seq and the drafts together: the prompt's prefill and the first
-// verification share one pass over the target's weights.
-func (d *Decoder) firstRound(seq []int, k int) ([]int, error) {
-	drafts, draftTime, err := d.propose(seq, k)
-	if err != nil {
-		return nil, err
-	}
-	return d.verify(seq, len(seq), drafts, draftTime)
-}
-
 func (d *Decoder) ensure(v int) {
 	if len(d.p) != v {
 		d.p, d.resid = make([]float32, v), make([]float32, v)
@@ -235,10 +200,11 @@ func (d *Decoder) ensure(v int) {
 	}
 }
 
-// plain runs one target-only step: feeds the last token of seq and
-// samples the next (returned in a buffer the next step reuses).
+// plain runs one target-only step: feeds the tokens of seq the target
+// has not seen and samples the next (returned in a buffer the next step
+// reuses).
 func (d *Decoder) plain(seq []int) ([]int, error) {
-	logits, err := d.target.Prefill(seq[len(seq)-1:])
+	logits, err := d.target.Prefill(seq[d.target.Len():])
 	if err != nil {
 		return nil, fmt.Errorf("specdec: target step: %w", err)
 	}
@@ -251,15 +217,16 @@ func (d *Decoder) plain(seq []int) ([]int, error) {
 	return append(d.outBuf[:0], d.sampler.Sample(logits)), nil
 }
 
-// round drafts k tokens after seq, verifies them with one target pass and
-// returns the tokens it keeps plus the target's next token (in a buffer
-// the next round reuses).
+// round drafts k tokens after seq, verifies them with one target pass
+// (which first feeds the tokens of seq the target has not seen: the
+// prompt, in the first round) and returns the tokens it keeps plus the
+// target's next token (in a buffer the next round reuses).
 func (d *Decoder) round(seq []int, k int) ([]int, error) {
 	drafts, draftTime, err := d.propose(seq, k)
 	if err != nil {
 		return nil, err
 	}
-	return d.verify(seq, 1, drafts, draftTime)
+	return d.verify(seq, len(seq)-d.target.Len(), drafts, draftTime)
 }
 
 // propose catches the draft cache up with seq and drafts k tokens after
