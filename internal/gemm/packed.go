@@ -135,13 +135,6 @@ func packedTileGo(rows, k int, a []float32, lda int, pan []float32, c []float32,
 				acc[j] += av * bv
 			}
 		}
-		ci := c[i*ldc : i*ldc+packedNR]
-		if beta == 0 {
-			copy(ci, acc[:])
-			continue
-		}
-		for j, v := range acc {
-			ci[j] += v
-		}
+		mergeTile(c[i*ldc:], ldc, acc[:], packedNR, 1, packedNR, beta)
 	}
 }

@@ -48,14 +48,7 @@ func packedTile(rows, k int, a []float32, lda int, pan, c []float32, ldc int, be
 			for v := 0; v < packedNR; v += 16 {
 				kernAVX2x6x16(k, &a[i*lda], 0, 1, &pan[v], packedNR, &row[v], 0, 1, 0)
 			}
-			ci := c[i*ldc : i*ldc+packedNR]
-			if beta == 0 {
-				copy(ci, row[:])
-				continue
-			}
-			for j, v := range row {
-				ci[j] += v
-			}
+			mergeTile(c[i*ldc:], ldc, row[:], packedNR, 1, packedNR, beta)
 		}
 	default:
 		packedTileGo(rows, k, a, lda, pan, c, ldc, beta)
