@@ -237,11 +237,12 @@ func (m *Model) engine() *engine {
 	return m.eng
 }
 
-// NewCache returns an empty KV cache for up to capacity tokens. The cache
-// reads the model's weights as they are when it is made: an optimiser step
-// is seen by the caches made after it, a replaced tensor (a checkpoint
-// load) by every cache at its next call. LoRA adapters must be merged
-// first (nn.MergeAll).
+// NewCache returns an empty KV cache for up to capacity tokens. Its
+// batched passes read a packed copy of the weights made or checked here,
+// so weights changed in place (an optimiser step) are seen by the caches
+// made after the change; a replaced tensor (a checkpoint load) is seen by
+// every cache at its next call. LoRA adapters must be merged first
+// (nn.MergeAll).
 func (m *Model) NewCache(capacity int) (*Cache, error) {
 	if capacity <= 0 {
 		return nil, fmt.Errorf("llama: cache capacity %d must be positive", capacity)
