@@ -233,14 +233,7 @@ func specArith(o SpecOptions, split corpus.Split) (*SpecSplit, error) {
 		},
 		speculative(o, tc, dc, nil),
 	}
-	if o.Fixed {
-		// Standard speculative decoding at its best: the draft length
-		// adapts to the acceptance, down to plain decoding.
-		methods = append(methods, &methodRun{name: "speculative-adaptive"})
-		adaptive := o
-		adaptive.Fixed, adaptive.MaxK = false, 2*o.K
-		decs = append(decs, speculative(adaptive, tc, dc, nil))
-	}
+	methods, decs = withAdaptive(o, methods, decs, tc, dc, o.MaxNew, true)
 	if o.Judge != nil {
 		methods = append(methods, &methodRun{name: "judge"})
 		decs = append(decs, speculative(o, tc, dc, o.Judge))
@@ -290,17 +283,35 @@ func specArith(o SpecOptions, split corpus.Split) (*SpecSplit, error) {
 // speculative returns a decodeFunc running specdec on the two caches, with
 // judge decoding when j is set.
 func speculative(o SpecOptions, tc, dc *llama.Cache, j *specdec.Judge) decodeFunc {
+	return speculativeRun(o, tc, dc, j, o.MaxNew, true)
+}
+
+// speculativeRun is speculative generating up to maxNew tokens, stopping
+// at <eos> when eos is set.
+func speculativeRun(o SpecOptions, tc, dc *llama.Cache, j *specdec.Judge, maxNew int, eos bool) decodeFunc {
 	return func(prompt []int) ([]int, specdec.Stats, error) {
 		tc.Reset()
 		dc.Reset()
 		d, err := specdec.New(tc, dc, specdec.Options{K: o.K, MaxK: o.MaxK, Fixed: o.Fixed, Judge: j,
-			EOS: tokenizer.EOS, StopAtEOS: true})
+			EOS: tokenizer.EOS, StopAtEOS: eos})
 		if err != nil {
 			return nil, specdec.Stats{}, err
 		}
-		out, err := d.Generate(prompt, o.MaxNew)
+		out, err := d.Generate(prompt, maxNew)
 		return out, d.Stats(), err
 	}
+}
+
+// withAdaptive adds, when o fixes the draft length, standard speculative
+// decoding whose draft length adapts to the acceptance, down to plain
+// decoding: the standard method at its best.
+func withAdaptive(o SpecOptions, methods []*methodRun, decs []decodeFunc, tc, dc *llama.Cache, maxNew int, eos bool) ([]*methodRun, []decodeFunc) {
+	if !o.Fixed {
+		return methods, decs
+	}
+	adaptive := o
+	adaptive.Fixed, adaptive.MaxK = false, 2*o.K
+	return append(methods, &methodRun{name: "speculative-adaptive"}), append(decs, speculativeRun(adaptive, tc, dc, nil, maxNew, eos))
 }
 
 func fillMethods(s *SpecSplit, methods []*methodRun, prompts int, arith bool) {
@@ -412,7 +423,7 @@ func specText(o SpecOptions) (*SpecSplit, error) {
 		return nil, fmt.Errorf("bench spec: text target vocabulary %d and draft vocabulary %d differ",
 			o.TextTarget.Config.VocabSize, o.TextDraft.Config.VocabSize)
 	}
-	capacity := o.TextPromptLen + o.TextNew + 2*o.MaxK + 1
+	capacity := o.TextPromptLen + o.TextNew + 2*max(o.MaxK, 2*o.K) + 1
 	tc, err := o.TextTarget.NewCache(capacity)
 	if err != nil {
 		return nil, err
@@ -429,17 +440,9 @@ func specText(o SpecOptions) (*SpecSplit, error) {
 			out, err := specdec.Plain(tc, prompt, o.TextNew, specdec.Options{})
 			return out, specdec.Stats{Emitted: len(out), TargetCalls: len(out) - 1}, err
 		},
-		func(prompt []int) ([]int, specdec.Stats, error) {
-			tc.Reset()
-			dc.Reset()
-			d, err := specdec.New(tc, dc, specdec.Options{K: o.K, MaxK: o.MaxK, Fixed: o.Fixed})
-			if err != nil {
-				return nil, specdec.Stats{}, err
-			}
-			out, err := d.Generate(prompt, o.TextNew)
-			return out, d.Stats(), err
-		},
+		speculativeRun(o, tc, dc, nil, o.TextNew, false),
 	}
+	methods, decs = withAdaptive(o, methods, decs, tc, dc, o.TextNew, false)
 	tok := tokenizer.New()
 	for i := range o.TextPrompts {
 		s := r.IntN(len(o.Text) - o.TextPromptLen)

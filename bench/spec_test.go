@@ -63,7 +63,8 @@ func TestSpecPlumbing(t *testing.T) {
 	}
 	// With the draft length fixed, standard speculative decoding also runs
 	// with an adaptive length, and greedy, it too keeps the answers.
-	fixed, err := Spec(SpecOptions{Target: target, Draft: draft, Judge: judge, Prompts: 3, K: 4, Fixed: true, MaxNew: 12, JudgeProblems: 3})
+	fixed, err := Spec(SpecOptions{Target: target, Draft: draft, Judge: judge, Prompts: 3, K: 4, Fixed: true, MaxNew: 12, JudgeProblems: 3,
+		TextTarget: target, TextDraft: draft, Text: text, TextPrompts: 2, TextPromptLen: 16, TextNew: 12})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +78,9 @@ func TestSpecPlumbing(t *testing.T) {
 	}
 	if fh.Samples["speculative-adaptive"][0] != fh.Samples["target-only"][0] || fh.Methods[3].AnswerSpeedupVsAdaptive <= 0 {
 		t.Fatalf("adaptive standard decoding: samples %q vs %q, judge %+v", fh.Samples["speculative-adaptive"], fh.Samples["target-only"], fh.Methods[3])
+	}
+	if ft := fixed.Text; len(ft.Methods) != 3 || ft.Methods[2].Name != "speculative-adaptive" || ft.Samples["speculative-adaptive"][0] != ft.Samples["target-only"][0] {
+		t.Fatalf("text split with a fixed draft length: %+v", ft)
 	}
 	other := cfg
 	other.VocabSize = 300
