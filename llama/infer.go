@@ -10,6 +10,7 @@ import (
 
 	"tessera/internal/attn"
 	"tessera/internal/gemm"
+	"tessera/internal/parallel"
 	"tessera/internal/vec"
 	"tessera/tensor"
 )
@@ -176,12 +177,22 @@ func (e *engine) packBatched() {
 	e.batched.Store(b)
 }
 
-// arenaSum hashes the arena's bits.
+// arenaSum hashes the arena's bits, in parts on the worker pool (reading
+// 40 MB takes about 3.5 ms on one thread).
 func arenaSum(arena []float32) uint64 {
-	if len(arena) == 0 {
+	const part = 1 << 20 // floats
+	n := (len(arena) + part - 1) / part
+	if n == 0 {
 		return 0
 	}
-	return maphash.Bytes(arenaSeed, unsafe.Slice((*byte)(unsafe.Pointer(&arena[0])), 4*len(arena)))
+	sums := make([]uint64, n)
+	parallel.For(n, 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			p := arena[i*part : min((i+1)*part, len(arena))]
+			sums[i] = maphash.Bytes(arenaSeed, unsafe.Slice((*byte)(unsafe.Pointer(&p[0])), 4*len(p)))
+		}
+	})
+	return maphash.Bytes(arenaSeed, unsafe.Slice((*byte)(unsafe.Pointer(&sums[0])), 8*len(sums)))
 }
 
 var arenaSeed = maphash.MakeSeed()
