@@ -47,7 +47,9 @@ type Options struct {
 	// Fixed keeps the draft length at K instead of adapting it.
 	Fixed bool
 	// DraftCost is the cost of one draft step relative to one target
-	// verification pass; 0 measures it from wall time as decoding runs.
+	// verification pass, a verification pass then counting as one target
+	// step; 0 measures the times of draft steps, verification passes and
+	// plain target steps as decoding runs.
 	DraftCost float64
 	// Sampler chooses greedy decoding (the default) or sampling; both
 	// models use the same transforms.
@@ -99,8 +101,19 @@ type Decoder struct {
 
 	k        int     // current draft length; 0 means plain decoding
 	alpha    float64 // running estimate of the per-token acceptance
-	cost     float64 // draft step cost relative to a target pass
+	cost     float64 // draft step cost relative to a target pass (DraftCost set)
 	sincePro int     // plain steps since the last probe round
+	probeGap int     // plain steps between probe rounds: doubles while probes fail
+	probing  bool    // the current round is a probe
+
+	// Measured costs (DraftCost unset), running averages in seconds: a
+	// draft step, a verification pass of vTokens tokens, and a plain
+	// target step. Until a plain step is timed, step is the verification's
+	// time per token, which underrates a plain step of a model whose
+	// decoding is bound by memory: speculation then has to prove itself,
+	// and the plain steps it falls back to measure the real cost.
+	draftStep, verifyPass, step float64
+	vTokens                     int
 
 	q        []float32 // [MaxK, V] draft distributions
 	p, resid []float32 // [V] scratch
@@ -130,7 +143,7 @@ func New(target, draft Cache, opt Options) (*Decoder, error) {
 		}
 	}
 	d := &Decoder{target: target, draft: draft, opt: opt, sampler: llama.NewSampler(opt.Sampler),
-		k: opt.K, alpha: 0.7, cost: opt.DraftCost}
+		k: opt.K, alpha: 0.7, cost: opt.DraftCost, probeGap: minProbeGap}
 	if d.cost <= 0 {
 		d.cost = 0.1
 	}
@@ -204,15 +217,24 @@ func (d *Decoder) ensure(v int) {
 // has not seen and samples the next (returned in a buffer the next step
 // reuses).
 func (d *Decoder) plain(seq []int) ([]int, error) {
-	logits, err := d.target.Prefill(seq[d.target.Len():])
+	in := seq[d.target.Len():]
+	t0 := time.Now()
+	logits, err := d.target.Prefill(in)
 	if err != nil {
 		return nil, fmt.Errorf("specdec: target step: %w", err)
+	}
+	if len(in) == 1 && d.opt.DraftCost <= 0 {
+		if dt := time.Since(t0).Seconds(); d.stats.PlainSteps == 0 || d.step == 0 {
+			d.step = dt
+		} else {
+			d.step = 0.8*d.step + 0.2*dt
+		}
 	}
 	d.stats.TargetCalls++
 	d.stats.PlainSteps++
 	d.sincePro++
-	if !d.opt.Fixed && d.sincePro >= 16 {
-		d.k, d.sincePro = 1, 0 // probe: is drafting worth it again?
+	if !d.opt.Fixed && d.sincePro >= d.probeGap {
+		d.k, d.sincePro, d.probing = 1, 0, true // probe: is drafting worth it again?
 	}
 	return append(d.outBuf[:0], d.sampler.Sample(logits)), nil
 }
@@ -382,17 +404,39 @@ func (d *Decoder) adapt(k, accepted int, draftTime, targetTime time.Duration) {
 	// accepted of k, blended into a running average.
 	obs := float64(accepted) / float64(k)
 	d.alpha = 0.8*d.alpha + 0.2*obs
-	if d.opt.DraftCost <= 0 && targetTime > 0 {
-		c := draftTime.Seconds() / float64(k) / targetTime.Seconds()
-		d.cost = 0.8*d.cost + 0.2*c
+	measured := d.opt.DraftCost <= 0
+	if measured && targetTime > 0 {
+		ds, vs := draftTime.Seconds()/float64(k), targetTime.Seconds()
+		if d.verifyPass == 0 {
+			d.draftStep, d.verifyPass = ds, vs
+		} else {
+			d.draftStep, d.verifyPass = 0.8*d.draftStep+0.2*ds, 0.8*d.verifyPass+0.2*vs
+		}
+		d.vTokens = k + 1
+		if d.step == 0 {
+			d.step = vs / float64(k+1)
+		}
 	}
 	if d.opt.Fixed {
 		return
 	}
+	// The cost of a round of kk drafts, in target steps: kk draft steps
+	// and a verification pass, scaled from the measured one by its token
+	// count (never below one step).
+	roundCost := func(kk int) float64 { return float64(kk)*d.cost + 1 }
+	if measured {
+		if d.verifyPass == 0 {
+			return // nothing timed yet (the first round prefilled the prompt)
+		}
+		roundCost = func(kk int) float64 {
+			pass := max(d.step, d.verifyPass*float64(kk+1)/float64(d.vTokens))
+			return (float64(kk)*d.draftStep + pass) / d.step
+		}
+	}
 	a := math.Min(d.alpha, 0.99)
 	best, bestK := 1.0, 0
 	for kk := 1; kk <= d.opt.MaxK; kk++ {
-		gain := (1 - math.Pow(a, float64(kk+1))) / (1 - a) / (float64(kk)*d.cost + 1)
+		gain := (1 - math.Pow(a, float64(kk+1))) / (1 - a) / roundCost(kk)
 		if gain > best*1.02 {
 			best, bestK = gain, kk
 		}
@@ -400,9 +444,22 @@ func (d *Decoder) adapt(k, accepted int, draftTime, targetTime time.Duration) {
 	if d.opt.Judge != nil {
 		bestK = max(bestK, 1)
 	}
-	d.k = bestK
-	d.sincePro = 0
+	switch {
+	case bestK > 0:
+		d.probeGap = minProbeGap
+	case d.probing:
+		d.probeGap = min(2*d.probeGap, maxProbeGap) // a failed probe: wait longer
+	}
+	d.k, d.sincePro, d.probing = bestK, 0, false
 }
+
+// Plain decoding probes speculation again after minProbeGap steps, and
+// after twice as many each time a probe finds it still does not pay, up
+// to maxProbeGap.
+const (
+	minProbeGap = 16
+	maxProbeGap = 256
+)
 
 // Plain generates up to maxNew tokens with the target alone (the baseline
 // speculative decoding is compared with), appending prompt to the empty

@@ -133,12 +133,17 @@ func TestAdaptiveFallsBackToPlain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dec.Generate([]int{1, 2, 3}, 200); err != nil {
+	if _, err := dec.Generate([]int{1, 2, 3}, 600); err != nil {
 		t.Fatal(err)
 	}
 	s := dec.Stats()
-	if s.PlainSteps < 100 {
-		t.Fatalf("useless draft: %d plain steps of 200 tokens (stats %+v), want most", s.PlainSteps, s)
+	if s.PlainSteps < 500 {
+		t.Fatalf("useless draft: %d plain steps of 600 tokens (stats %+v), want most", s.PlainSteps, s)
+	}
+	// Failed probes space out: 16, 32, 64, 128, 256 plain steps apart
+	// (a probe every 16 would take 37 rounds).
+	if s.Rounds > 12 {
+		t.Fatalf("useless draft: %d rounds in 600 tokens, want failed probes spaced out", s.Rounds)
 	}
 	good, err := New(&toy{vocab: vocab, table: target.table}, newToy(vocab, 9, 0, target, 0), Options{K: 2, DraftCost: 0.05})
 	if err != nil {
