@@ -163,6 +163,21 @@ func TestWeightUpdatesReachCache(t *testing.T) {
 	if r := maxRelErr(run(), graph()); r > 1e-4 {
 		t.Fatalf("after replacing a tensor: cache and graph differ by %.3g", r)
 	}
+	// A replaced tensor reaches a cache made before it, batched passes
+	// included.
+	c, err := m.NewCache(len(tokens))
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := m.Model.Layers[1].MLP.Down.Weight
+	down.SetTensor(tensor.Scale(down.Value, 2))
+	l, err := c.Extend(tokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := maxRelErr(l, graph()); r > 1e-4 {
+		t.Fatalf("a cache made before a tensor was replaced: cache and graph differ by %.3g", r)
+	}
 }
 
 // TestOverfitOneSequence trains the golden model on one sequence: the loss
