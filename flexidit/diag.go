@@ -55,7 +55,7 @@ func VelocityErrors(f *Model, ds Dataset, o DiagOptions) ([]LevelError, error) {
 	for i := range labels {
 		labels[i] = ds.Example(rng.Intn(ds.Len()), x0.Data()[i*per:(i+1)*per])
 		if o.Unconditional {
-			labels[i] = cfg.NumClasses
+			labels[i] = f.conditioning().Null()
 		}
 	}
 	eps := diffusion.Noise(rng, x0.Shape()...)
@@ -77,7 +77,7 @@ func VelocityErrors(f *Model, ds Dataset, o DiagOptions) ([]LevelError, error) {
 				lv[i], t[i] = float32(s), float32(1000*s)
 			}
 			xs, target := diffusion.Interpolate(xb, nb, lv)
-			vp, err := f.Base.Predict(xs, t, labels[lo:hi])
+			vp, err := f.conditioning().Predict(xs, t, labels[lo:hi])
 			if err != nil {
 				return nil, fmt.Errorf("flexidit diagnostics: %w", err)
 			}

@@ -57,10 +57,25 @@ type Config struct {
 // DefaultFineVar is the FineVar used before Train has measured it.
 const DefaultFineVar = 0.25
 
+// Conditioning is what the network is conditioned on, behind integer
+// labels: a class-conditional DiT's classes (the default: the base model
+// itself), or the prompts of a text-to-image model (t2i.Prompted).
+type Conditioning interface {
+	// Condition returns the adaLN input [B, 1, D] for times t and labels y.
+	Condition(g *autodiff.Graph, t []float32, y []int) *autodiff.Var
+	// Predict is the powerful model's prediction.
+	Predict(x *tensor.Tensor, t []float32, y []int) (*tensor.Tensor, error)
+	// Null is the label of the unconditional branch.
+	Null() int
+}
+
 // Model is a base DiT with a weak patch size.
 type Model struct {
 	Config Config     `safetensors:"-"`
 	Base   *dit.Model `safetensors:"-"`
+	// Cond conditions the network when the base's own class labels do not
+	// (a text-to-image model's prompts); nil means the base.
+	Cond Conditioning `safetensors:"-"`
 
 	WeakEmbed *nn.PatchEmbed `safetensors:"weak_x_embedder"`
 	WeakFinal *nn.Linear     `safetensors:"weak_final_linear"` // [pw·pw·C_out, D]
@@ -337,7 +352,7 @@ func (f *Model) forwardWeak(g *autodiff.Graph, x *autodiff.Var, t []float32, y [
 	var out *autodiff.Var
 	with(func() {
 		h := g.Add(g.Add(f.WeakEmbed.Forward(g, x), f.weakPos), f.PatchEmb) // [B, Tw, D]
-		c := m.Condition(g, t, y)
+		c := f.conditioning().Condition(g, t, y)
 		for _, blk := range m.Blocks {
 			h = blk.Forward(g, h, c)
 		}
@@ -432,12 +447,43 @@ func (f *Model) FineEnergy(x *tensor.Tensor) float64 {
 // precision, as the base model does.
 func (f *Model) PredictWeak(x *tensor.Tensor, t []float32, y []int) (*tensor.Tensor, error) {
 	m := f.Base
-	if err := m.Check(x.Shape(), t, y); err != nil {
+	if err := f.check(x.Shape(), t, y); err != nil {
 		return nil, fmt.Errorf("flexidit: %w", err)
 	}
 	g := autodiff.NoGrad()
 	defer g.Release()
 	return m.Channels(f.forwardWeak(g, autodiff.Const(x), t, y, f.withMerged).Value), nil
+}
+
+// conditioning is f.Cond, or the base model.
+func (f *Model) conditioning() Conditioning {
+	if f.Cond != nil {
+		return f.Cond
+	}
+	return f.Base
+}
+
+// check validates a batch's shapes and labels.
+func (f *Model) check(shape []int, t []float32, y []int) error {
+	if f.Cond == nil {
+		if f.Base.YEmbedder == nil {
+			return fmt.Errorf("the base DiT has no class embedding: its conditioning (Cond) must be set")
+		}
+		return f.Base.Check(shape, t, y)
+	}
+	cfg := f.Base.Config
+	if len(shape) != 4 || shape[0] < 1 || shape[1] != cfg.InChannels || shape[2] != cfg.InputSize || shape[3] != cfg.InputSize {
+		return fmt.Errorf("input shape %v, want [B, %d, %d, %d]", shape, cfg.InChannels, cfg.InputSize, cfg.InputSize)
+	}
+	if len(t) != shape[0] || len(y) != shape[0] {
+		return fmt.Errorf("batch of %d with %d times and %d labels", shape[0], len(t), len(y))
+	}
+	for i, k := range y {
+		if k < 0 || k > f.Cond.Null() {
+			return fmt.Errorf("label %d of sample %d outside 0..%d", k, i, f.Cond.Null())
+		}
+	}
+	return nil
 }
 
 // withMerged runs fn with every adapted base layer replaced by a copy

@@ -46,6 +46,19 @@ func (s *Sampler) Weak(e int) bool {
 	return e < s.WeakEvals
 }
 
+// Schedule is the trajectory's evaluations in order, W at the weak patch
+// size and P at the powerful one.
+func (s *Sampler) Schedule() string {
+	b := make([]byte, s.Total)
+	for e := range b {
+		b[e] = 'P'
+		if s.Weak(e) {
+			b[e] = 'W'
+		}
+	}
+	return string(b)
+}
+
 // Predict implements diffusion.Model.
 func (s *Sampler) Predict(x *tensor.Tensor, t []float32, y []int) (*tensor.Tensor, error) {
 	e := s.eval
@@ -61,7 +74,7 @@ func (s *Sampler) Predict(x *tensor.Tensor, t []float32, y []int) (*tensor.Tenso
 	}
 	pow := s.Powerful
 	if pow == nil {
-		pow = s.Flex.Base
+		pow = s.Flex.conditioning()
 	}
 	n0 := b
 	if s.WeakGuidance {

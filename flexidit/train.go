@@ -89,6 +89,9 @@ func Train(ctx context.Context, f *Model, ds Dataset, o TrainOptions) (train.Res
 		o.BaseLR = o.LR / 10
 	}
 	m := f.Base
+	if f.Cond == nil && m.YEmbedder == nil {
+		return train.Result{}, fmt.Errorf("flexidit train: the base DiT has no class embedding: its conditioning (Cond) must be set")
+	}
 	cfg := m.Config
 	sh := ds.Shape()
 	if sh[0] != cfg.InChannels || sh[1] != cfg.InputSize || sh[2] != cfg.InputSize {
@@ -110,12 +113,16 @@ func Train(ctx context.Context, f *Model, ds Dataset, o TrainOptions) (train.Res
 			p.Var.SetRequiresGrad(was[k])
 		}
 	}()
-	teacher := m
+	teacher := f.conditioning()
 	if f.Config.Shared {
-		var err error
-		if teacher, err = frozenCopy(m); err != nil {
+		if f.Cond != nil {
+			return train.Result{}, fmt.Errorf("flexidit train: the shared-parameters variant needs a class-conditional base (use LoRA)")
+		}
+		c, err := frozenCopy(m)
+		if err != nil {
 			return train.Result{}, fmt.Errorf("flexidit train: %w", err)
 		}
+		teacher = c
 	}
 	weakParams := f.Trainable()
 	params := append(append([]*autodiff.Var(nil), weakParams...), baseParams...)
@@ -136,7 +143,7 @@ func Train(ctx context.Context, f *Model, ds Dataset, o TrainOptions) (train.Res
 		for i := range labels {
 			labels[i] = ds.Example(rng.Intn(ds.Len()), x0.Data()[i*per:(i+1)*per])
 		}
-		labels = diffusion.DropLabels(rng, labels, cfg.NumClasses, o.LabelDropout)
+		labels = diffusion.DropLabels(rng, labels, f.conditioning().Null(), o.LabelDropout)
 		var s []float32
 		if weak {
 			s = make([]float32, o.Batch)
