@@ -323,16 +323,8 @@ func GenerateAccel(m *dit.Model, o GenerateOptions, a AccelOptions) ([]*tensor.T
 	out := AccelStats{}
 	if flex != nil {
 		powRows, weakRows = flex.PowerfulRows, flex.WeakRows
-		var sched strings.Builder
-		for e := 0; e < flex.Total; e++ {
-			if flex.Weak(e) {
-				sched.WriteByte('W')
-			} else {
-				sched.WriteByte('P')
-			}
-		}
 		out.Flex = &FlexReport{WeakPatch: a.Flex.Model.Config.WeakPatch, WeakSteps: a.Flex.WeakSteps, Reverse: a.Flex.Reverse,
-			WeakGuidance: a.Flex.WeakGuidance, WeakRows: weakRows, PowerfulRows: powRows, Schedule: sched.String()}
+			WeakGuidance: a.Flex.WeakGuidance, WeakRows: weakRows, PowerfulRows: powRows, Schedule: flex.Schedule()}
 	}
 	flops := FLOPs(cfg, 1) * float64(powRows)
 	if flex != nil {

@@ -8,6 +8,7 @@ import (
 	"tessera/blockcache"
 	"tessera/diffusion"
 	"tessera/dit"
+	"tessera/flexidit"
 	"tessera/imagegen"
 	"tessera/internal/progress"
 	"tessera/nn"
@@ -37,6 +38,10 @@ type GenerateOptions struct {
 	// (captions of the training split, say) is calibrated once for all
 	// prompts.
 	CalibrationPrompts []string
+	// Flex runs the first WeakSteps steps at the weak patch size of a
+	// FlexiDiT of the model's DiT (flexidit.Load with m.DiT as the base);
+	// nil is off. It does not combine with Cache.
+	Flex *imagegen.FlexOptions
 }
 
 // counter wraps a model, counting passes and FLOPs.
@@ -142,6 +147,30 @@ func GenerateAccel(m *Model, prompts []string, o GenerateOptions) ([]*tensor.Ten
 	var net diffusion.Model = pm
 	var cache *blockcache.Cache
 	var report *imagegen.CacheReport
+	var flex *flexidit.Sampler
+	if f := o.Flex; f != nil {
+		if o.Cache.Mode != "" {
+			return nil, imagegen.AccelStats{}, fmt.Errorf("generate: FlexiDiT and block caching do not combine on text-to-image models")
+		}
+		if f.Model == nil || f.Model.Base != m.DiT {
+			return nil, imagegen.AccelStats{}, fmt.Errorf("generate: --flex needs the flexified version of this model")
+		}
+		if f.WeakSteps > o.Steps {
+			return nil, imagegen.AccelStats{}, fmt.Errorf("generate: %d weak steps of %d", f.WeakSteps, o.Steps)
+		}
+		per, total := 1, o.Steps
+		if o.Sampler == "heun" {
+			per, total = 2, 2*o.Steps-1
+		}
+		// The weak passes are conditioned on this call's prompts.
+		f.Model.Cond = pm
+		defer func() { f.Model.Cond = nil }()
+		nn.SetPrecision(f.Model, prec)
+		defer nn.SetPrecision(f.Model, nn.F32)
+		flex = &flexidit.Sampler{Flex: f.Model, WeakEvals: min(per*f.WeakSteps, total), Total: total, Reverse: f.Reverse,
+			WeakGuidance: f.WeakGuidance, Null: pm.Null(), Powerful: pm}
+		net = flex
+	}
 	if o.Cache.Mode != "" {
 		if cache, report, err = newCache(m, pm, o); err != nil {
 			return nil, imagegen.AccelStats{}, fmt.Errorf("generate: %w", err)
@@ -172,6 +201,9 @@ func GenerateAccel(m *Model, prompts []string, o GenerateOptions) ([]*tensor.Ten
 		if cache != nil {
 			cache.Reset() // a plan indexes the evaluations of one trajectory
 		}
+		if flex != nil {
+			flex.Reset() // the schedule indexes the evaluations of one trajectory
+		}
 		x, _, err := diffusion.Sample(model, noise, labels[lo:hi], diffusion.Options{
 			Sampler: o.Sampler, Schedule: o.Schedule, Shift: o.Shift, Steps: o.Steps})
 		if err != nil {
@@ -193,6 +225,13 @@ func GenerateAccel(m *Model, prompts []string, o GenerateOptions) ([]*tensor.Ten
 	st := imagegen.AccelStats{Stats: imagegen.Stats{N: n, WallSeconds: encSeconds + time.Since(start).Seconds(), NetworkEvals: cnt.evals,
 		BlockEvals: cnt.evals * cfg.Depth, FLOPs: cnt.flops + cfg.Text.FLOPs(len(uniq)+1), Steps: o.Steps,
 		Sampler: o.Sampler, Schedule: o.Schedule, CFG: o.CFG, Precision: prec.String()}}
+	if flex != nil {
+		// Weak rows at the weak patch size's cost.
+		st.FLOPs = imagegen.FLOPs(cfg.Config, 1)*float64(flex.PowerfulRows) + imagegen.FLOPs(flex.Flex.WeakConfig(), 1)*float64(flex.WeakRows) +
+			cfg.Text.FLOPs(len(uniq)+1)
+		st.Flex = &imagegen.FlexReport{WeakPatch: flex.Flex.Config.WeakPatch, WeakSteps: o.Flex.WeakSteps, Reverse: o.Flex.Reverse,
+			WeakGuidance: o.Flex.WeakGuidance, WeakRows: flex.WeakRows, PowerfulRows: flex.PowerfulRows, Schedule: flex.Schedule()}
+	}
 	if cache != nil {
 		cs := cache.Stats()
 		fillReport(report, cs)
