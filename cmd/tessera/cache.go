@@ -218,18 +218,21 @@ func init() {
 	register(&command{name: "flexify", summary: "FlexiDiT: add a weak patch size to a DiT and fine-tune it", run: runFlexify})
 }
 
-const flexifyAbout = `Adds a weak (larger) patch size to a class-conditional MNIST DiT: patch
-embedding initialised by the pseudo-inverse of bilinear resize, upsampled
-de-embedding, patch-centre positions, a patch-size embedding and, with
---lora R, weak-only LoRA adapters on attention and MLP. Fine-tunes these on
-MNIST (flow matching plus distillation to the powerful model): with --lora R
-the base stays frozen; with --lora 0 every weight trains, with a random
-patch size per batch and distillation to a frozen copy of the original.
-Writes the result to --out (config.json, model.safetensors). Use it with
-'generate --flex T_weak --flex-model DIR'.
+const flexifyAbout = `Adds a weak (larger) patch size to a class-conditional MNIST DiT or to the
+DiT of a text-to-image emoji model: patch embedding initialised by the
+pseudo-inverse of bilinear resize, upsampled de-embedding, patch-centre
+positions, a patch-size embedding and, with --lora R, weak-only LoRA
+adapters on attention and MLP. Fine-tunes these on MNIST, or on the emoji
+training split with each emoji's name as its prompt (flow matching plus
+distillation to the powerful model): with --lora R the base stays frozen;
+with --lora 0 (class models only) every weight trains, with a random patch
+size per batch and distillation to a frozen copy of the original. Writes
+the result to --out (config.json, model.safetensors). Use it with
+'generate --flex T_weak --flex-model DIR' or 'eval-emoji --flex'.
 
-Example:
-  tessera flexify --model mnist --steps 400 --out runs/mnist-flex`
+Examples:
+  tessera flexify --model mnist --steps 400 --out runs/mnist-flex
+  tessera flexify --model emoji --steps 450 --distill 20 --min-level 0.5 --out runs/emoji-flex`
 
 func runFlexify(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("flexify", "--model NAME --out DIR [flags]", flexifyAbout, stderr)
@@ -243,7 +246,7 @@ func runFlexify(args []string, stdout, stderr io.Writer) error {
 	distill := fs.Float64("distill", 1, "weight of the distillation term")
 	minLevel := fs.Float64("min-level", 0, "lowest noise level s of the weak batches (the scheduler runs the weak size on the noisy first steps only)")
 	seed := fs.Uint64("seed", 0, "random seed")
-	dataDir := fs.String("data", "", "MNIST folder (default: the GoMNIST module)")
+	dataDir := fs.String("data", "", "training images: MNIST folder (default: the GoMNIST module), or for a text-to-image model the emoji folder (default: $TESSERA_EMOJI or ../shared/data/emoji)")
 	threads := fs.Int("threads", 0, "worker threads (default: all cores)")
 	if err := parseFlags(fs, args, false); err != nil {
 		return err
@@ -262,19 +265,43 @@ func runFlexify(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	m, err := dit.LoadFS(fsys)
+	raw, err := iofs.ReadFile(fsys, "config.json")
 	if err != nil {
 		return fmt.Errorf("model %s: %w", *modelRef, err)
 	}
-	set, err := data.LoadMNIST(*dataDir, data.Train)
-	if err != nil {
-		return err
+	var m *dit.Model
+	var cond flexidit.Conditioning // nil: the DiT's classes
+	var ds flexidit.Dataset
+	if t2i.IsConfig(raw) {
+		tm, err := t2i.LoadFS(fsys)
+		if err != nil {
+			return fmt.Errorf("model %s: %w", *modelRef, err)
+		}
+		set, err := data.LoadEmoji(*dataDir, data.Train, tm.Config.InputSize)
+		if err != nil {
+			return err
+		}
+		prompts := make([]string, len(set.Emoji))
+		for k := range prompts {
+			prompts[k] = tm.Config.Text.Fit(set.Prompt(k))
+		}
+		m, cond, ds = tm.DiT, t2i.NewPrompted(tm, prompts), emojiByName{set}
+	} else {
+		if m, err = dit.LoadFS(fsys); err != nil {
+			return fmt.Errorf("model %s: %w", *modelRef, err)
+		}
+		set, err := data.LoadMNIST(*dataDir, data.Train)
+		if err != nil {
+			return err
+		}
+		ds = imagegen.MNIST32{Set: set}
 	}
 	f, err := flexidit.Flexify(m, flexidit.Config{WeakPatch: *weak, LoRARank: *lora}, tensor.NewRNG(*seed))
 	if err != nil {
 		return err
 	}
-	res, err := flexidit.Train(context.Background(), f, imagegen.MNIST32{Set: set}, flexidit.TrainOptions{Steps: *steps, Batch: *batch,
+	f.Cond = cond
+	res, err := flexidit.Train(context.Background(), f, ds, flexidit.TrainOptions{Steps: *steps, Batch: *batch,
 		LR: float32(*lr), Distill: float32(*distill), MinLevel: *minLevel, Seed: *seed, Progress: progress.Options{Out: stderr, Label: "flexify"}})
 	if err != nil {
 		return err
@@ -284,4 +311,15 @@ func runFlexify(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "wrote %s: weak patch %d, LoRA rank %d, %d steps in %s, final loss %.4f\n", *out, f.Config.WeakPatch, *lora, res.Steps, res.Duration.Round(time.Second), res.MeanLoss)
 	return nil
+}
+
+// emojiByName is an emoji set as a flexidit.Dataset: each image labelled
+// by its emoji, whose prompt is the emoji's name.
+type emojiByName struct{ set *data.EmojiSet }
+
+func (d emojiByName) Len() int      { return d.set.Len() }
+func (d emojiByName) Shape() [3]int { return d.set.Shape() }
+func (d emojiByName) Example(i int, dst []float32) int {
+	d.set.Example(i, dst)
+	return d.set.EmojiOf(i)
 }

@@ -111,13 +111,10 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 		if *class >= 0 {
 			return usagef("model %s takes --prompt, not --class", *modelRef)
 		}
-		if flexOpt != nil {
-			return usagef("--flex is for class models; model %s is text-to-image", *modelRef)
-		}
 		cacheOpt.Log = func(msg string) { fmt.Fprintln(stderr, msg) }
 		cacheOpt.Dir = *cacheDir
-		return generateFromText(fsys, *modelRef, *prompt, *n, *out, *grid, *asJSON, stdout,
-			t2i.GenerateOptions{Seed: *seed, Steps: *steps, Sampler: *sampler, Schedule: *schedule, Shift: *shift, CFG: *cfg, Batch: *batch, Precision: *precision, Progress: prog, Cache: cacheOpt})
+		return generateFromText(fsys, *modelRef, *prompt, *n, *out, *grid, *asJSON, stdout, *flexModel,
+			t2i.GenerateOptions{Seed: *seed, Steps: *steps, Sampler: *sampler, Schedule: *schedule, Shift: *shift, CFG: *cfg, Batch: *batch, Precision: *precision, Progress: prog, Cache: cacheOpt, Flex: flexOpt})
 	}
 	if !dit.IsConfig(raw) {
 		return fmt.Errorf("model %s is not an image model (its config.json describes neither a DiT nor a text-to-image DiT)", *modelRef)
@@ -177,13 +174,18 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 // times (each image with its own noise), with block caching when o.Cache
 // is on (calibrated on the prompt; --json then reports the cache's hits
 // per block as for class models).
-func generateFromText(fsys iofs.FS, ref, prompt string, n int, out string, grid, asJSON bool, stdout io.Writer, o t2i.GenerateOptions) error {
+func generateFromText(fsys iofs.FS, ref, prompt string, n int, out string, grid, asJSON bool, stdout io.Writer, flexModel string, o t2i.GenerateOptions) error {
 	if strings.TrimSpace(prompt) == "" {
 		return usagef("model %s needs a non-empty --prompt", ref)
 	}
 	m, err := t2i.LoadFS(fsys)
 	if err != nil {
 		return fmt.Errorf("model %s: %w", ref, err)
+	}
+	if o.Flex != nil {
+		if o.Flex.Model, err = flexidit.Open(m.DiT, flexModel); err != nil {
+			return fmt.Errorf("--flex-model %s: %w", flexModel, err)
+		}
 	}
 	if err := m.Config.Text.CheckPrompt(prompt); err != nil {
 		return usagef("--prompt: %v", err)
@@ -197,9 +199,12 @@ func generateFromText(fsys iofs.FS, ref, prompt string, n int, out string, grid,
 	if err != nil {
 		return err
 	}
-	var accel map[string]any
+	accel := map[string]any{}
 	if st.Cache != nil {
-		accel = map[string]any{"cache": st.Cache}
+		accel["cache"] = st.Cache
+	}
+	if st.Flex != nil {
+		accel["flex"] = st.Flex
 	}
 	return writeGenerated(out, imgs, labels, grid, asJSON, st.Stats, accel, ref, stdout)
 }

@@ -8,6 +8,7 @@ import (
 
 	"tessera/data"
 	"tessera/eval"
+	"tessera/flexidit"
 	"tessera/imagefile"
 	"tessera/imagegen"
 	"tessera/internal/progress"
@@ -263,7 +264,8 @@ reports: FID on the scorer's image embeddings against the real images of the
 same emoji, with the real-vs-real floor (seen real images against held-out
 real images, same n); and top-1 caption retrieval among 31 distractors for
 generated and real images. With --cache the images are generated with block
-caching (the held-out run's hits and FLOPs are in --json).`, stderr)
+caching, with --flex with FlexiDiT's weak patch size on the first steps (the
+held-out run's hits, schedule and FLOPs are in --json).`, stderr)
 	dataDir := fs.String("data", "", "emoji data folder (default: $TESSERA_EMOJI or ../shared/data/emoji)")
 	modelDir := fs.String("model", "emoji", "embedded model name or model folder (config.json, model.safetensors)")
 	scorerDir := fs.String("scorer", "emoji-scorer", "embedded scorer name or scorer folder")
@@ -274,10 +276,23 @@ caching (the held-out run's hits and FLOPs are in --json).`, stderr)
 	grid := fs.String("grid", "", "write a grid of generated (left) and real (right) pairs, seen prompts first, to this PNG")
 	cacheSpec := fs.String("cache", "off", "block caching, as for generate: off, ss[:d], plan[:d], res[:d], res-plan[:d], dynamic[:threshold]; calibrated on 64 training-split emoji names")
 	cacheDir := fs.String("cache-dir", "", "where block-cache profiles and plans are stored (default: $TESSERA_CACHE_DIR or the user cache folder)")
+	flexSpec := fs.String("flex", "", "FlexiDiT: number of weak-patch steps T_weak, optionally ,reverse or ,weak-guidance (needs --flex-model)")
+	flexModel := fs.String("flex-model", "", "flexified model for --flex: a folder written by 'tessera flexify --model emoji' (or an embedded name)")
 	threads := fs.Int("threads", 0, "worker threads (default: all cores)")
 	asJSON := fs.Bool("json", false, "print a JSON summary on stdout")
 	if err := parseFlags(fs, args, false); err != nil {
 		return err
+	}
+	var flexOpt *imagegen.FlexOptions
+	if *flexSpec != "" {
+		f, err := imagegen.ParseFlex(*flexSpec)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		if *flexModel == "" {
+			return usagef("--flex needs --flex-model, the flexified model")
+		}
+		flexOpt = &f
 	}
 	copts, err := imagegen.ParseCache(*cacheSpec)
 	if err != nil {
@@ -293,6 +308,11 @@ caching (the held-out run's hits and FLOPs are in --json).`, stderr)
 	m, err := t2i.LoadFS(mfs)
 	if err != nil {
 		return fmt.Errorf("model %s: %w", *modelDir, err)
+	}
+	if flexOpt != nil {
+		if flexOpt.Model, err = flexidit.Open(m.DiT, *flexModel); err != nil {
+			return fmt.Errorf("--flex-model %s: %w", *flexModel, err)
+		}
 	}
 	sfs, err := models.Open(*scorerDir)
 	if err != nil {
@@ -329,7 +349,7 @@ caching (the held-out run's hits and FLOPs are in --json).`, stderr)
 			prompts[i] = m.Config.Text.Fit(names[k])
 		}
 		return t2i.GenerateAccel(m, prompts, t2i.GenerateOptions{Seed: seed, Steps: *steps, Sampler: *sampler, CFG: *cfgScale,
-			Cache: copts, CalibrationPrompts: calib, Progress: progress.Options{Out: stderr, Label: "generate"}})
+			Cache: copts, CalibrationPrompts: calib, Flex: flexOpt, Progress: progress.Options{Out: stderr, Label: "generate"}})
 	}
 	genHeld, stHeld, err := gen(truthHeld, *seed)
 	if err != nil {
@@ -354,6 +374,9 @@ caching (the held-out run's hits and FLOPs are in --json).`, stderr)
 		"distractors": emojiDistractors, "generate_wall_seconds": stHeld.WallSeconds, "network_evals": stHeld.NetworkEvals, "flops": stHeld.FLOPs}
 	if stHeld.Cache != nil {
 		res["cache"] = stHeld.Cache
+	}
+	if stHeld.Flex != nil {
+		res["flex"] = stHeld.Flex
 	}
 	for _, f := range []struct {
 		key  string
