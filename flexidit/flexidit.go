@@ -31,6 +31,7 @@ import (
 
 	"tessera/autodiff"
 	"tessera/dit"
+	"tessera/internal/parallel"
 	"tessera/nn"
 	"tessera/tensor"
 )
@@ -388,39 +389,41 @@ func (f *Model) fineSkip(x *tensor.Tensor, t []float32) *tensor.Tensor {
 	}
 	out := tensor.New(b, co, side, side)
 	xd, od := x.Contiguous().Data(), out.Data()
-	patch := make([]float64, pw*pw)
-	coarse := make([]float64, p*p)
-	for i := 0; i < b; i++ {
-		s := float64(t[i]) / 1000
-		k := (s - (1-s)*fv) / (s*s + (1-s)*(1-s)*fv)
-		for ch := 0; ch < c; ch++ {
-			src := xd[(i*c+ch)*side*side : (i*c+ch+1)*side*side]
-			dst := od[(i*co+ch)*side*side : (i*co+ch+1)*side*side]
-			for pi := 0; pi < side; pi += pw {
-				for pj := 0; pj < side; pj += pw {
-					for u := 0; u < pw; u++ {
-						for v := 0; v < pw; v++ {
-							patch[u*pw+v] = float64(src[(pi+u)*side+pj+v])
+	parallel.For(b, 1, func(lo, hi int) {
+		patch := make([]float64, pw*pw)
+		coarse := make([]float64, p*p)
+		for i := lo; i < hi; i++ {
+			s := float64(t[i]) / 1000
+			k := (s - (1-s)*fv) / (s*s + (1-s)*(1-s)*fv)
+			for ch := 0; ch < c; ch++ {
+				src := xd[(i*c+ch)*side*side : (i*c+ch+1)*side*side]
+				dst := od[(i*co+ch)*side*side : (i*co+ch+1)*side*side]
+				for pi := 0; pi < side; pi += pw {
+					for pj := 0; pj < side; pj += pw {
+						for u := 0; u < pw; u++ {
+							for v := 0; v < pw; v++ {
+								patch[u*pw+v] = float64(src[(pi+u)*side+pj+v])
+							}
 						}
-					}
-					for a := range coarse { // coarse = downᵀ·patch
-						sum := 0.0
-						for q, xv := range patch {
-							sum += f.down[q*p*p+a] * xv
+						for a := range coarse { // coarse = downᵀ·patch
+							sum := 0.0
+							for q, xv := range patch {
+								sum += f.down[q*p*p+a] * xv
+							}
+							coarse[a] = sum
 						}
-						coarse[a] = sum
-					}
-					for q, xv := range patch { // residual = patch − up·coarse
-						r := xv
-						for a, cv := range coarse {
-							r -= f.up[q*p*p+a] * cv
+						for q, xv := range patch { // residual = patch − up·coarse
+							r := xv
+							for a, cv := range coarse {
+								r -= f.up[q*p*p+a] * cv
+							}
+							dst[(pi+q/pw)*side+pj+q%pw] = float32(k * r)
 						}
-						dst[(pi+q/pw)*side+pj+q%pw] = float32(k * r)
 					}
 				}
 			}
 		}
-	}
+	})
 	return out
 }
 
