@@ -162,12 +162,13 @@ func GenerateAccel(m *Model, prompts []string, o GenerateOptions) ([]*tensor.Ten
 		if o.Sampler == "heun" {
 			per, total = 2, 2*o.Steps-1
 		}
-		// The weak passes are conditioned on this call's prompts.
-		f.Model.Cond = pm
-		defer func() { f.Model.Cond = nil }()
-		nn.SetPrecision(f.Model, prec)
-		defer nn.SetPrecision(f.Model, nn.F32)
-		flex = &flexidit.Sampler{Flex: f.Model, WeakEvals: min(per*f.WeakSteps, total), Total: total, Reverse: f.Reverse,
+		// The weak passes are conditioned on this call's prompts (a copy
+		// of the flexified model sharing its weights).
+		fm := *f.Model
+		fm.Cond = pm
+		nn.SetPrecision(&fm, prec)
+		defer nn.SetPrecision(&fm, nn.F32)
+		flex = &flexidit.Sampler{Flex: &fm, WeakEvals: min(per*f.WeakSteps, total), Total: total, Reverse: f.Reverse,
 			WeakGuidance: f.WeakGuidance, Null: pm.Null(), Powerful: pm}
 		net = flex
 	}
