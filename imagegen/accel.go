@@ -112,6 +112,25 @@ type FlexOptions struct {
 	WeakGuidance bool
 }
 
+// Sampler returns the FlexiDiT scheduler of these options for a trajectory
+// of steps steps of the named sampler (Heun evaluates twice per step but
+// the last), running model's weak passes and null as the unconditional
+// label. It checks that model is the flexified version of base.
+func (o FlexOptions) Sampler(base *dit.Model, model *flexidit.Model, steps int, sampler string, null int) (*flexidit.Sampler, error) {
+	if o.Model == nil || o.Model.Base != base {
+		return nil, fmt.Errorf("--flex needs the flexified version of this model")
+	}
+	if o.WeakSteps > steps {
+		return nil, fmt.Errorf("%d weak steps of %d", o.WeakSteps, steps)
+	}
+	per, total := 1, steps
+	if sampler == "heun" {
+		per, total = 2, 2*steps-1
+	}
+	return &flexidit.Sampler{Flex: model, WeakEvals: min(per*o.WeakSteps, total), Total: total, Reverse: o.Reverse,
+		WeakGuidance: o.WeakGuidance, Null: null}, nil
+}
+
 // ParseFlex reads the --flex flag: T_weak, the number of weak steps,
 // optionally followed by ",reverse" and/or ",weak-guidance" (for instance
 // "12" or "12,weak-guidance").
@@ -291,19 +310,10 @@ func GenerateAccel(m *dit.Model, o GenerateOptions, a AccelOptions) ([]*tensor.T
 		net = cache
 	}
 	if a.Flex != nil {
-		f := a.Flex
-		if f.Model == nil || f.Model.Base != m {
-			return nil, AccelStats{}, fmt.Errorf("generate: --flex needs the flexified version of this model")
+		var err error
+		if flex, err = a.Flex.Sampler(m, a.Flex.Model, o.Steps, o.Sampler, cfg.NumClasses); err != nil {
+			return nil, AccelStats{}, fmt.Errorf("generate: %w", err)
 		}
-		if f.WeakSteps > o.Steps {
-			return nil, AccelStats{}, fmt.Errorf("generate: %d weak steps of %d", f.WeakSteps, o.Steps)
-		}
-		per, total := 1, o.Steps
-		if o.Sampler == "heun" {
-			per, total = 2, 2*o.Steps-1
-		}
-		flex = &flexidit.Sampler{Flex: f.Model, WeakEvals: min(per*f.WeakSteps, total), Total: total, Reverse: f.Reverse,
-			WeakGuidance: f.WeakGuidance, Null: cfg.NumClasses}
 		if cache != nil {
 			flex.Powerful, flex.Skip = cache, cache.Skip
 		}

@@ -152,24 +152,16 @@ func GenerateAccel(m *Model, prompts []string, o GenerateOptions) ([]*tensor.Ten
 		if o.Cache.Mode != "" {
 			return nil, imagegen.AccelStats{}, fmt.Errorf("generate: FlexiDiT and block caching do not combine on text-to-image models")
 		}
-		if f.Model == nil || f.Model.Base != m.DiT {
-			return nil, imagegen.AccelStats{}, fmt.Errorf("generate: --flex needs the flexified version of this model")
-		}
-		if f.WeakSteps > o.Steps {
-			return nil, imagegen.AccelStats{}, fmt.Errorf("generate: %d weak steps of %d", f.WeakSteps, o.Steps)
-		}
-		per, total := 1, o.Steps
-		if o.Sampler == "heun" {
-			per, total = 2, 2*o.Steps-1
-		}
 		// The weak passes are conditioned on this call's prompts (a copy
 		// of the flexified model sharing its weights).
 		fm := *f.Model
 		fm.Cond = pm
+		if flex, err = f.Sampler(m.DiT, &fm, o.Steps, o.Sampler, pm.Null()); err != nil {
+			return nil, imagegen.AccelStats{}, fmt.Errorf("generate: %w", err)
+		}
+		flex.Powerful = pm
 		nn.SetPrecision(&fm, prec)
 		defer nn.SetPrecision(&fm, nn.F32)
-		flex = &flexidit.Sampler{Flex: &fm, WeakEvals: min(per*f.WeakSteps, total), Total: total, Reverse: f.Reverse,
-			WeakGuidance: f.WeakGuidance, Null: pm.Null(), Powerful: pm}
 		net = flex
 	}
 	if o.Cache.Mode != "" {
