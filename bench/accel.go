@@ -258,13 +258,14 @@ func Accel(o AccelOptions) (*AccelResult, error) {
 // relative wall time (left) and relative FLOPs (right), both x axes from
 // 0 to 1.1 of the baseline. Baseline: black; fewer steps: red; plan
 // caches: blue (residual reuse: light blue); scale-shift caches: green
-// (residual reuse: light green); dynamic caches: orange;
+// (residual reuse: light green; forecast: dark green, plan dark violet);
+// dynamic caches: orange;
 // FlexiDiT: purple; reversed FlexiDiT: pink; FlexiDiT with a cache: teal. Points
 // of a kind are joined in order of x.
 func PlotAccel(path string, r *AccelResult) error {
 	colors := map[string]color.RGBA{"baseline": {0, 0, 0, 255}, "fewer-steps": {220, 30, 30, 255},
 		"plan": {40, 80, 230, 255}, "ss": {20, 160, 60, 255}, "dynamic": {240, 140, 0, 255},
-		"res-plan": {120, 170, 255, 255}, "res": {130, 210, 40, 255},
+		"res-plan": {120, 170, 255, 255}, "res": {130, 210, 40, 255}, "fc-plan": {90, 60, 140, 255}, "fc": {0, 110, 60, 255},
 		"flex": {150, 40, 200, 255}, "flex-reverse": {250, 110, 190, 255}, "flex+cache": {0, 170, 190, 255}}
 	kind := func(p AccelPoint) string {
 		if p.Flex != nil && p.Flex.Reverse {

@@ -17,6 +17,9 @@
 //   - Residual reuse (Plan.Reuse): instead of its last output, a skipped
 //     block contributes its last residual (output minus input) added to
 //     its fresh input, so it follows the recomputed blocks before it.
+//   - Forecast reuse: the skipped block's residual is extrapolated
+//     linearly in the sampler's time from its last two computations
+//     instead of held constant.
 //   - TrainScaleShift: per cached block and step, a scalar scale a and
 //     shift b applied to the reused output, a·o + b, trained so that the
 //     cached student, following its own trajectory, matches the uncached
@@ -131,6 +134,18 @@ type branchState struct {
 	residual *tensor.Tensor   // dynamic: block 0's residual at the last full computation
 	tail     *tensor.Tensor   // dynamic: h_L − h_1 at the last full computation
 	res      []*tensor.Tensor // residual reuse: buffers holding out[i]
+	// Forecast reuse: old[i] buffers the residual of block i's computation
+	// before the last one, tLast and tPrev are the sampler times of the
+	// two, computed counts block i's computations since the last Reset.
+	old          []*tensor.Tensor
+	tLast, tPrev []float32
+	computed     []int
+}
+
+// forget drops a branch's cached values, keeping the residual buffers.
+func (st *branchState) forget(depth int) {
+	*st = branchState{out: make([]*tensor.Tensor, depth), res: st.res, old: st.old,
+		tLast: make([]float32, depth), tPrev: make([]float32, depth), computed: make([]int, depth)}
 }
 
 // New returns a scheduled cache for m.
@@ -165,7 +180,7 @@ func NewDynamic(m dit.Staged, threshold float64) *Cache {
 func (c *Cache) Reset() {
 	c.eval = 0
 	for b := range c.state {
-		c.state[b] = branchState{out: make([]*tensor.Tensor, c.Model.Depth()), res: c.state[b].res}
+		c.state[b].forget(c.Model.Depth())
 	}
 	if c.stats.Blocks == nil {
 		c.stats.Blocks = make([]BlockStats, c.Model.Depth())
@@ -222,7 +237,7 @@ func (c *Cache) Predict(x *tensor.Tensor, t []float32, y []int) (*tensor.Tensor,
 	defer g.Release()
 	var out *autodiff.Var
 	if c.Plan != nil {
-		out = dit.ForwardStaged(m, g, autodiff.Const(x), t, y, c.runner(br, nil))
+		out = dit.ForwardStaged(m, g, autodiff.Const(x), t, y, c.runner(br, branchTimes(br, t), nil))
 	} else {
 		out = c.forwardDynamic(g, autodiff.Const(x), t, y, br)
 	}
@@ -230,14 +245,27 @@ func (c *Cache) Predict(x *tensor.Tensor, t []float32, y []int) (*tensor.Tensor,
 	return m.Channels(out.Value), nil
 }
 
+// branchTimes is the sampler time of each branch's first row (the rows of
+// a sampler's batch share one time).
+func branchTimes(br [2][2]int, t []float32) [2]float32 {
+	var tb [2]float32
+	for b := range br {
+		if br[b][1] > br[b][0] && br[b][0] < len(t) {
+			tb[b] = t[br[b][0]]
+		}
+	}
+	return tb
+}
+
 // adjuster returns the reused tensor of block i for branch b at the
 // current evaluation (its output, or its residual with Plan.Reuse
 // ReuseResidual): a·o + b with the plan's scalars (or the trainable ones).
 type adjuster func(g *autodiff.Graph, branch, block int, cached *autodiff.Var) *autodiff.Var
 
-// runner is the BlockRunner of the scheduled cache for one evaluation.
-// adj overrides the plan's scale-shift (training uses trainable scalars).
-func (c *Cache) runner(br [2][2]int, adj adjuster) dit.BlockRunner {
+// runner is the BlockRunner of the scheduled cache for one evaluation at
+// sampler times tb (per branch). adj overrides the plan's scale-shift
+// (training uses trainable scalars).
+func (c *Cache) runner(br [2][2]int, tb [2]float32, adj adjuster) dit.BlockRunner {
 	inference := adj == nil
 	if inference {
 		adj = c.planAdjust
@@ -265,14 +293,15 @@ func (c *Cache) runner(br [2][2]int, adj adjuster) dit.BlockRunner {
 		if nNeed > 0 {
 			c.stats.BlockEvals++
 		}
-		residual := c.Plan.Reuse == ReuseResidual
+		residual := c.Plan.Reuse == ReuseResidual || c.Plan.Reuse == ReuseForecast
+		forecast := c.Plan.Reuse == ReuseForecast
 		if nNeed == present {
 			o := c.Model.RunBlock(g, i, h, cv)
 			for b := range br {
 				if br[b][1] > br[b][0] {
 					c.state[b].out[i] = rowsOf(o.Value, br[b][0], br[b][1])
 					if residual {
-						c.state[b].out[i] = c.state[b].residualOf(i, rowsOf(o.Value, br[b][0], br[b][1]), rowsOf(h.Value, br[b][0], br[b][1]))
+						c.state[b].out[i] = c.state[b].residualOf(i, rowsOf(o.Value, br[b][0], br[b][1]), rowsOf(h.Value, br[b][0], br[b][1]), tb[b], forecast)
 					}
 				}
 			}
@@ -290,13 +319,13 @@ func (c *Cache) runner(br [2][2]int, adj adjuster) dit.BlockRunner {
 				o := c.Model.RunBlock(g, i, hb, g.Slice(cv, 0, lo, hi))
 				c.state[b].out[i] = o.Value
 				if residual {
-					c.state[b].out[i] = c.state[b].residualOf(i, o.Value, hb.Value)
+					c.state[b].out[i] = c.state[b].residualOf(i, o.Value, hb.Value, tb[b], forecast)
 				}
 				parts = append(parts, o)
 			case residual && inference:
-				parts = append(parts, autodiff.Const(c.addResidual(b, i, hb.Value)))
+				parts = append(parts, autodiff.Const(c.addResidual(b, i, hb.Value, c.state[b].slope(i, tb[b], forecast))))
 			case residual:
-				parts = append(parts, g.Add(hb, adj(g, b, i, autodiff.Const(c.state[b].out[i]))))
+				parts = append(parts, g.Add(hb, adj(g, b, i, autodiff.Const(c.state[b].forecast(i, c.state[b].slope(i, tb[b], forecast))))))
 			default:
 				parts = append(parts, adj(g, b, i, autodiff.Const(c.state[b].out[i])))
 			}
@@ -310,13 +339,47 @@ func (c *Cache) runner(br [2][2]int, adj adjuster) dit.BlockRunner {
 
 // addResidual is a reused block's output under residual reuse at
 // inference, h + a·r + b with the plan's scalars (1, 0 without
-// scale-shift), in one pass.
-func (c *Cache) addResidual(b, i int, h *tensor.Tensor) *tensor.Tensor {
+// scale-shift), in one pass; r is the last residual, extrapolated by
+// f·(r − r_old) when f is not zero (forecast reuse).
+func (c *Cache) addResidual(b, i int, h *tensor.Tensor, f float32) *tensor.Tensor {
 	a, s := c.scalars(b, i)
 	out := tensor.New(h.Shape()...)
-	hv, rv, ov := h.Contiguous().Data(), c.state[b].out[i].Contiguous().Data(), out.Data()
+	st := &c.state[b]
+	hv, rv, ov := h.Contiguous().Data(), st.out[i].Contiguous().Data(), out.Data()
+	if f == 0 {
+		for j := range ov {
+			ov[j] = hv[j] + a*rv[j] + s
+		}
+		return out
+	}
+	pv := st.old[i].Data()
 	for j := range ov {
-		ov[j] = hv[j] + a*rv[j] + s
+		ov[j] = hv[j] + a*(rv[j]+f*(rv[j]-pv[j])) + s
+	}
+	return out
+}
+
+// slope is the extrapolation factor of block i's residual at sampler time
+// t under forecast reuse: (t − t_last) / (t_last − t_prev) once the block
+// has been computed twice since the last Reset, else 0 (the last residual
+// held constant).
+func (st *branchState) slope(i int, t float32, forecast bool) float32 {
+	if !forecast || st.computed == nil || st.computed[i] < 2 || st.tLast[i] == st.tPrev[i] {
+		return 0
+	}
+	return (t - st.tLast[i]) / (st.tLast[i] - st.tPrev[i])
+}
+
+// forecast returns block i's last residual extrapolated by factor f, as a
+// new tensor (the last residual itself when f is 0).
+func (st *branchState) forecast(i int, f float32) *tensor.Tensor {
+	if f == 0 {
+		return st.out[i]
+	}
+	out := tensor.New(st.out[i].Shape()...)
+	rv, pv, ov := st.out[i].Contiguous().Data(), st.old[i].Data(), out.Data()
+	for j := range ov {
+		ov[j] = rv[j] + f*(rv[j]-pv[j])
 	}
 	return out
 }
@@ -407,15 +470,27 @@ func (c *Cache) forwardDynamic(g *autodiff.Graph, x *autodiff.Var, t []float32, 
 	return m.Decode(g, h, cv)
 }
 
-// residualOf returns o − h for block i, written over the branch's
-// previous residual of block i (a trajectory recomputes a block many
-// times; the buffer is reused rather than reallocated). The previous
-// residual is no longer needed then: the block was just recomputed.
-func (st *branchState) residualOf(i int, o, h *tensor.Tensor) *tensor.Tensor {
+// residualOf returns o − h for block i computed at sampler time t,
+// written over a buffer of the branch (a trajectory recomputes a block
+// many times; buffers are reused rather than reallocated). Without
+// forecast the previous residual is overwritten: the block was just
+// recomputed. With forecast it is kept as the older of the two residuals
+// the extrapolation uses.
+func (st *branchState) residualOf(i int, o, h *tensor.Tensor, t float32, forecast bool) *tensor.Tensor {
+	n := len(st.out)
 	if st.res == nil {
-		st.res = make([]*tensor.Tensor, len(st.out))
+		st.res, st.old = make([]*tensor.Tensor, n), make([]*tensor.Tensor, n)
+	}
+	if st.computed == nil {
+		st.tLast, st.tPrev, st.computed = make([]float32, n), make([]float32, n), make([]int, n)
+	}
+	if forecast {
+		st.res[i], st.old[i] = st.old[i], st.res[i]
+		st.tPrev[i] = st.tLast[i]
 	}
 	st.res[i] = subInto(st.res[i], o, h)
+	st.tLast[i] = t
+	st.computed[i]++
 	return st.res[i]
 }
 
@@ -476,6 +551,6 @@ func relL1(a, b *tensor.Tensor) float64 {
 func (c *Cache) Skip() {
 	c.eval++
 	for b := range c.state {
-		c.state[b] = branchState{out: make([]*tensor.Tensor, c.Model.Depth())}
+		c.state[b].forget(c.Model.Depth())
 	}
 }

@@ -487,3 +487,103 @@ func TestMalformedPlansRejected(t *testing.T) {
 		}
 	}
 }
+
+// TestForecastReuse checks forecast reuse: a block skipped after two
+// computations adds its residual extrapolated linearly in the sampler's
+// time (with the plan's scale-shift) to its fresh input; skipped after one
+// computation it is residual reuse.
+func TestForecastReuse(t *testing.T) {
+	m := tinyModel(t)
+	rng := tensor.NewRNG(5)
+	xs := []*tensor.Tensor{rng.Normal(2, 1, 8, 8), rng.Normal(2, 1, 8, 8), rng.Normal(2, 1, 8, 8)}
+	times := []float32{900, 800, 600} // the third extrapolates by (600−800)/(800−900) = 2
+	y := []int{0, 1}
+	const mid = 1
+	at := func(e int) []float32 { return []float32{times[e], times[e]} }
+	// residual of block mid on xs[e], uncached.
+	residual := func(e int) *tensor.Tensor {
+		var r *tensor.Tensor
+		if _, err := m.PredictBlocks(xs[e], at(e), y, func(g *autodiff.Graph, i int, h, cv *autodiff.Var) *autodiff.Var {
+			o := m.Blocks[i].Forward(g, h, cv)
+			if i == mid {
+				r = tensor.New(o.Shape()...)
+				hv, ov := h.Value.Contiguous().Data(), o.Value.Contiguous().Data()
+				for j := range ov {
+					r.Data()[j] = ov[j] - hv[j]
+				}
+			}
+			return o
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	r0, r1 := residual(0), residual(1)
+	for _, tc := range []struct {
+		name string
+		a, b float32
+	}{{"plain", 1, 0}, {"scale-shift", 0.5, 0.25}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := plan(m, 3, 1, [3]int{Cond, mid, 2})
+			p.Reuse = ReuseForecast
+			if tc.a != 1 || tc.b != 0 {
+				p.Scale[Cond] = [][]float32{{1, 1, 1}, {1, 1, tc.a}, {1, 1, 1}}
+				p.Bias[Cond] = [][]float32{{0, 0, 0}, {0, 0, tc.b}, {0, 0, 0}}
+				p.Scale[Uncond], p.Bias[Uncond] = p.Scale[Cond], p.Bias[Cond]
+			}
+			c := must(New(m, p))
+			var last [2]*tensor.Tensor
+			for run := range last { // the second trajectory reuses the buffers
+				c.Reset()
+				for e := range xs {
+					out, err := c.Predict(xs[e], at(e), y)
+					if err != nil {
+						t.Fatal(err)
+					}
+					last[run] = out
+				}
+			}
+			got := last[0]
+			if d := maxDiff(last[1].Data(), got.Data()); d != 0 {
+				t.Errorf("second trajectory differs from the first by %g", d)
+			}
+			f := tensor.New(r1.Shape()...)
+			for j := range f.Data() {
+				f.Data()[j] = r1.Data()[j] + 2*(r1.Data()[j]-r0.Data()[j])
+			}
+			want, err := m.PredictBlocks(xs[2], at(2), y, func(g *autodiff.Graph, i int, h, cv *autodiff.Var) *autodiff.Var {
+				if i == mid {
+					return g.Add(h, autodiff.Const(affine(f, tc.a, tc.b)))
+				}
+				return m.Blocks[i].Forward(g, h, cv)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := maxDiff(got.Data(), want.Data()); d > 1e-4 {
+				t.Errorf("forecast reuse differs from the reference by %g", d)
+			}
+		})
+	}
+	t.Run("one computation", func(t *testing.T) {
+		p := plan(m, 2, 1, [3]int{Cond, mid, 1})
+		p.Reuse = ReuseForecast
+		pr := *p
+		pr.Reuse = ReuseResidual
+		var outs [2]*tensor.Tensor
+		for k, q := range []*Plan{p, &pr} {
+			c := must(New(m, q))
+			if _, err := c.Predict(xs[0], at(0), y); err != nil {
+				t.Fatal(err)
+			}
+			out, err := c.Predict(xs[1], at(1), y)
+			if err != nil {
+				t.Fatal(err)
+			}
+			outs[k] = out
+		}
+		if d := maxDiff(outs[0].Data(), outs[1].Data()); d != 0 {
+			t.Errorf("forecast after one computation differs from residual reuse by %g", d)
+		}
+	})
+}

@@ -281,6 +281,12 @@ const (
 	// block's fresh input h, so the skipped block's output follows the
 	// blocks before it.
 	ReuseResidual Reuse = "residual"
+	// ReuseForecast is residual reuse with the residual extrapolated
+	// linearly in the sampler's time from the block's last two
+	// computations, r + (t − t₁)/(t₁ − t₀)·(r − r₀), as feature
+	// forecasting does (TaylorSeer, first order); before a block's second
+	// computation it is ReuseResidual.
+	ReuseForecast Reuse = "forecast"
 )
 
 // Plan is a fixed cache schedule: Compute[branch][block][eval] says

@@ -179,7 +179,7 @@ func (s *ssTrainer) Predict(x *tensor.Tensor, t []float32, y []int) (*tensor.Ten
 	br := branches(y, m.Null())
 	g := autodiff.NewGraph()
 	defer g.Release()
-	out := dit.ForwardStaged(m, g, autodiff.Const(x), t, y, s.c.runner(br, s.adj))
+	out := dit.ForwardStaged(m, g, autodiff.Const(x), t, y, s.c.runner(br, branchTimes(br, t), s.adj))
 	if k := teacher.Dim(1); out.Shape()[1] != k {
 		out = g.Slice(out, 1, 0, k) // the prediction channels, as Channels keeps them
 	}

@@ -70,8 +70,8 @@ func (s Store) Plan(m dit.Staged, o ProfileOptions, d float64, scaleShift bool, 
 	if !(d > 0) {
 		return nil, "", fmt.Errorf("blockcache plan: threshold must be positive (have %g)", d)
 	}
-	if reuse != ReuseOutput && reuse != ReuseResidual {
-		return nil, "", fmt.Errorf("blockcache plan: unknown reuse %q (want %q or %q)", reuse, ReuseOutput, ReuseResidual)
+	if reuse != ReuseOutput && reuse != ReuseResidual && reuse != ReuseForecast {
+		return nil, "", fmt.Errorf("blockcache plan: unknown reuse %q (want %q, %q or %q)", reuse, ReuseOutput, ReuseResidual, ReuseForecast)
 	}
 	prof, ppath, err := s.Profile(m, o)
 	if err != nil {
@@ -84,8 +84,11 @@ func (s Store) Plan(m dit.Staged, o ProfileOptions, d float64, scaleShift bool, 
 	}
 	o.defaults()
 	kind := "ss"
-	if reuse == ReuseResidual {
+	switch reuse {
+	case ReuseResidual:
 		kind = "res.ss"
+	case ReuseForecast:
+		kind = "fc.ss"
 	}
 	path := filepath.Join(s.dir(), fmt.Sprintf("%s-d%g.%s.json", prof.Key(), d, kind))
 	var stored Plan

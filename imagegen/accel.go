@@ -37,6 +37,10 @@ type CacheOptions struct {
 	// (output minus input) added to its fresh input instead of its last
 	// output (blockcache.ReuseResidual).
 	Residual bool
+	// Forecast, with Residual, extrapolates each skipped block's residual
+	// linearly in time from its last two computations
+	// (blockcache.ReuseForecast).
+	Forecast bool
 	// Threshold is d for "plan"/"ss" and the first-block threshold for
 	// "dynamic"; 0 takes the default.
 	Threshold float64
@@ -50,8 +54,9 @@ type CacheOptions struct {
 }
 
 // ParseCache reads the --cache flag: off, plan[:d], ss[:d], res[:d],
-// res-plan[:d] or dynamic[:thr] (for instance "ss:0.3"). "res" is "ss"
-// with residual reuse, "res-plan" is "plan" with it.
+// res-plan[:d], fc[:d], fc-plan[:d] or dynamic[:thr] (for instance
+// "ss:0.3"). "res" is "ss" with residual reuse, "res-plan" is "plan" with
+// it; "fc" and "fc-plan" forecast the residual instead.
 func ParseCache(spec string) (CacheOptions, error) {
 	mode, val, hasVal := strings.Cut(strings.TrimSpace(spec), ":")
 	var o CacheOptions
@@ -64,8 +69,12 @@ func ParseCache(spec string) (CacheOptions, error) {
 		o.Mode, o.Residual = "ss", true
 	case "res-plan":
 		o.Mode, o.Residual = "plan", true
+	case "fc":
+		o.Mode, o.Residual, o.Forecast = "ss", true, true
+	case "fc-plan":
+		o.Mode, o.Residual, o.Forecast = "plan", true, true
 	default:
-		return o, fmt.Errorf("--cache %q: want off, plan[:d], ss[:d], res[:d], res-plan[:d] or dynamic[:threshold]", spec)
+		return o, fmt.Errorf("--cache %q: want off, plan[:d], ss[:d], res[:d], res-plan[:d], fc[:d], fc-plan[:d] or dynamic[:threshold]", spec)
 	}
 	if hasVal {
 		d, err := strconv.ParseFloat(val, 64)
@@ -78,11 +87,15 @@ func ParseCache(spec string) (CacheOptions, error) {
 }
 
 // Name is the mode as ParseCache spells it: "ss", "plan", "res",
-// "res-plan", "dynamic", or "off".
+// "res-plan", "fc", "fc-plan", "dynamic", or "off".
 func (c CacheOptions) Name() string {
 	switch {
 	case c.Mode == "":
 		return "off"
+	case c.Forecast && c.Mode == "ss":
+		return "fc"
+	case c.Forecast && c.Mode == "plan":
+		return "fc-plan"
 	case c.Residual && c.Mode == "ss":
 		return "res"
 	case c.Residual && c.Mode == "plan":
@@ -93,7 +106,10 @@ func (c CacheOptions) Name() string {
 
 // Reuse is what c's scheduled cache reuses of a skipped block.
 func (c CacheOptions) Reuse() blockcache.Reuse {
-	if c.Residual {
+	switch {
+	case c.Residual && c.Forecast:
+		return blockcache.ReuseForecast
+	case c.Residual:
 		return blockcache.ReuseResidual
 	}
 	return blockcache.ReuseOutput

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"tessera/blockcache"
 	"tessera/flexidit"
 	"tessera/tensor"
 )
@@ -23,18 +24,19 @@ func TestParseAccelFlags(t *testing.T) {
 	tests := []struct {
 		spec     string
 		mode     string
-		residual bool
+		reuse    blockcache.Reuse
 		d        float64
 		bad      bool
 	}{
-		{"off", "", false, 0, false}, {"ss", "ss", false, 0, false}, {"ss:0.1", "ss", false, 0.1, false},
-		{"plan:0.2", "plan", false, 0.2, false}, {"dynamic:0.3", "dynamic", false, 0.3, false},
-		{"res:0.08", "ss", true, 0.08, false}, {"res-plan", "plan", true, 0, false},
-		{"fast", "", false, 0, true}, {"ss:-1", "", false, 0, true}, {"ss:x", "", false, 0, true}, {"res:0", "", false, 0, true},
+		{"off", "", "", 0, false}, {"ss", "ss", "", 0, false}, {"ss:0.1", "ss", "", 0.1, false},
+		{"plan:0.2", "plan", "", 0.2, false}, {"dynamic:0.3", "dynamic", "", 0.3, false},
+		{"res:0.08", "ss", blockcache.ReuseResidual, 0.08, false}, {"res-plan", "plan", blockcache.ReuseResidual, 0, false},
+		{"fc:0.1", "ss", blockcache.ReuseForecast, 0.1, false}, {"fc-plan", "plan", blockcache.ReuseForecast, 0, false},
+		{"fast", "", "", 0, true}, {"ss:-1", "", "", 0, true}, {"ss:x", "", "", 0, true}, {"res:0", "", "", 0, true}, {"fc:", "", "", 0, true},
 	}
 	for _, tc := range tests {
 		c, err := ParseCache(tc.spec)
-		if (err != nil) != tc.bad || (!tc.bad && (c.Mode != tc.mode || c.Residual != tc.residual || c.Threshold != tc.d)) {
+		if (err != nil) != tc.bad || (!tc.bad && (c.Mode != tc.mode || c.Reuse() != tc.reuse || c.Threshold != tc.d)) {
 			t.Errorf("ParseCache(%q) = %+v, %v", tc.spec, c, err)
 		}
 		if name, _, _ := strings.Cut(tc.spec, ":"); !tc.bad && name != "off" && c.Name() != name {

@@ -54,7 +54,7 @@ func TestCachedGenerationWithoutReuseEqualsUncached(t *testing.T) {
 		sampler string
 		cache   string
 	}{
-		{"euler", "plan:1e-9"}, {"euler", "ss:1e-9"}, {"euler", "res:1e-9"}, {"heun", "plan:1e-9"}, {"dpm++2m", "plan:1e-9"}, {"euler", "dynamic:1e-12"},
+		{"euler", "plan:1e-9"}, {"euler", "ss:1e-9"}, {"euler", "res:1e-9"}, {"heun", "fc:1e-9"}, {"heun", "plan:1e-9"}, {"dpm++2m", "plan:1e-9"}, {"euler", "dynamic:1e-12"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.sampler+"/"+tc.cache, func(t *testing.T) {
@@ -92,7 +92,7 @@ func TestCachedGenerationWithoutReuseEqualsUncached(t *testing.T) {
 func TestCacheStatisticsAddUp(t *testing.T) {
 	m := randomized(t)
 	prompts := []string{"red", "green", "blue"}
-	for _, spec := range []string{"ss:10", "plan:0.3", "dynamic:10"} {
+	for _, spec := range []string{"ss:10", "plan:0.3", "fc-plan:0.3", "dynamic:10"} {
 		t.Run(spec, func(t *testing.T) {
 			o := GenerateOptions{Seed: 1, Steps: 5, CFG: 3, Batch: 2, Progress: quiet, CalibrationPrompts: []string{"black", "red"}}
 			_, base, err := Generate(m, prompts, o)

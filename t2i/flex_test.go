@@ -97,3 +97,55 @@ func TestFlexWithPrompts(t *testing.T) {
 		t.Fatal("another model's FlexiDiT: no error")
 	}
 }
+
+// FlexiDiT and block caching together on a text-to-image model: the cache
+// runs the powerful steps, so a cache that never reuses gives the images
+// of FlexiDiT alone, and one that reuses saves block evaluations and
+// FLOPs beyond FlexiDiT's.
+func TestFlexWithCache(t *testing.T) {
+	m := randomized(t)
+	f, err := flexidit.Flexify(m.DiT, flexidit.Config{LoRARank: 4}, tensor.NewRNG(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompts := []string{"red", "blue", "green"}
+	for _, sampler := range []string{"euler", "heun"} {
+		o := GenerateOptions{Seed: 5, Steps: 8, CFG: 2, Sampler: sampler, Batch: 3, Progress: quiet,
+			Flex: &imagegen.FlexOptions{Model: f, WeakSteps: 3}}
+		want, flexOnly, err := GenerateAccel(m, prompts, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, spec := range []string{"plan:1e-9", "plan:0.5", "fc-plan:0.5"} {
+			t.Run(sampler+"/"+spec, func(t *testing.T) {
+				o := o
+				if o.Cache, err = imagegen.ParseCache(spec); err != nil {
+					t.Fatal(err)
+				}
+				o.Cache.Dir, o.Cache.Calibration = t.TempDir(), 2
+				got, st, err := GenerateAccel(m, prompts, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Flex == nil || st.Cache == nil || st.Flex.WeakRows != flexOnly.Flex.WeakRows {
+					t.Fatalf("flex report %+v, cache report %+v (FlexiDiT alone: %+v)", st.Flex, st.Cache, flexOnly.Flex)
+				}
+				worst := 0.0
+				for i := range want {
+					worst = max(worst, maxAbsDiff(got[i].Data(), want[i].Data()))
+				}
+				if spec == "plan:1e-9" {
+					if worst > 1e-5 || st.Cache.HitRate != 0 || st.FLOPs != flexOnly.FLOPs || st.BlockEvals != flexOnly.BlockEvals {
+						t.Fatalf("no reuse: images differ by %g, hit rate %g, FLOPs %g (alone %g), block evaluations %d (alone %d)",
+							worst, st.Cache.HitRate, st.FLOPs, flexOnly.FLOPs, st.BlockEvals, flexOnly.BlockEvals)
+					}
+					return
+				}
+				if !(st.Cache.HitRate > 0) || !(st.FLOPs < flexOnly.FLOPs) || !(st.BlockEvals < flexOnly.BlockEvals) || worst == 0 {
+					t.Fatalf("hit rate %g, FLOPs %g (alone %g), block evaluations %d (alone %d), images differ by %g",
+						st.Cache.HitRate, st.FLOPs, flexOnly.FLOPs, st.BlockEvals, flexOnly.BlockEvals, worst)
+				}
+			})
+		}
+	}
+}

@@ -40,7 +40,7 @@ type GenerateOptions struct {
 	CalibrationPrompts []string
 	// Flex runs the first WeakSteps steps at the weak patch size of a
 	// FlexiDiT of the model's DiT (flexidit.Load with m.DiT as the base);
-	// nil is off. It does not combine with Cache.
+	// nil is off. With Cache, the block cache runs the powerful steps.
 	Flex *imagegen.FlexOptions
 }
 
@@ -148,10 +148,13 @@ func GenerateAccel(m *Model, prompts []string, o GenerateOptions) ([]*tensor.Ten
 	var cache *blockcache.Cache
 	var report *imagegen.CacheReport
 	var flex *flexidit.Sampler
-	if f := o.Flex; f != nil {
-		if o.Cache.Mode != "" {
-			return nil, imagegen.AccelStats{}, fmt.Errorf("generate: FlexiDiT and block caching do not combine on text-to-image models")
+	if o.Cache.Mode != "" {
+		if cache, report, err = newCache(m, pm, o); err != nil {
+			return nil, imagegen.AccelStats{}, fmt.Errorf("generate: %w", err)
 		}
+		net = cache
+	}
+	if f := o.Flex; f != nil {
 		// The weak passes are conditioned on this call's prompts (a copy
 		// of the flexified model sharing its weights).
 		fm := *f.Model
@@ -160,15 +163,14 @@ func GenerateAccel(m *Model, prompts []string, o GenerateOptions) ([]*tensor.Ten
 			return nil, imagegen.AccelStats{}, fmt.Errorf("generate: %w", err)
 		}
 		flex.Powerful = pm
+		if cache != nil {
+			// The cache runs the powerful steps; a weak step leaves it
+			// aligned with the plan and drops its state.
+			flex.Powerful, flex.Skip = cache, cache.Skip
+		}
 		nn.SetPrecision(&fm, prec)
 		defer nn.SetPrecision(&fm, nn.F32)
 		net = flex
-	}
-	if o.Cache.Mode != "" {
-		if cache, report, err = newCache(m, pm, o); err != nil {
-			return nil, imagegen.AccelStats{}, fmt.Errorf("generate: %w", err)
-		}
-		net = cache
 	}
 	start := time.Now()
 	cnt := &counter{m: net, cfg: cfg}
@@ -232,6 +234,9 @@ func GenerateAccel(m *Model, prompts []string, o GenerateOptions) ([]*tensor.Ten
 		// FLOPs per row.
 		st.FLOPs += blockFLOPs(cfg.Config) * float64(cs.RowBlockEvals-cs.RowBlockTotal)
 		st.BlockEvals = cs.BlockEvals
+		if flex != nil {
+			st.BlockEvals += flex.WeakCalls * cfg.Depth
+		}
 		st.Cache = report
 	}
 	return out, st, nil

@@ -75,6 +75,7 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	threshold := fs.Float64("threshold", imagegen.DefaultCacheThreshold, "plan: accumulated-change threshold d")
 	ss := fs.Bool("ss", false, "plan: train the scale-shift scalars")
 	residual := fs.Bool("residual", false, "plan: reuse each skipped block's residual (output minus input) instead of its output")
+	forecast := fs.Bool("forecast", false, "plan: extrapolate each skipped block's residual linearly from its last two computations (implies --residual)")
 	threads := fs.Int("threads", 0, "worker threads (default: all cores)")
 	asJSON := fs.Bool("json", false, "plan: print the plan as JSON")
 	var prompts []string
@@ -167,7 +168,8 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	if *ss {
 		copts.Mode = "ss"
 	}
-	copts.Residual = *residual
+	copts.Residual = *residual || *forecast
+	copts.Forecast = *forecast
 	plan, stored, err := planOf()
 	if err != nil {
 		return err
