@@ -22,11 +22,11 @@ func maxAbsDiff(a, b []*tensor.Tensor) float64 {
 
 func TestParseAccelFlags(t *testing.T) {
 	tests := []struct {
-		spec     string
-		mode     string
-		reuse    blockcache.Reuse
-		d        float64
-		bad      bool
+		spec  string
+		mode  string
+		reuse blockcache.Reuse
+		d     float64
+		bad   bool
 	}{
 		{"off", "", "", 0, false}, {"ss", "ss", "", 0, false}, {"ss:0.1", "ss", "", 0.1, false},
 		{"plan:0.2", "plan", "", 0.2, false}, {"dynamic:0.3", "dynamic", "", 0.3, false},
