@@ -44,6 +44,8 @@ import (
 
 	"tessera/autodiff"
 	"tessera/dit"
+	"tessera/internal/parallel"
+	"tessera/internal/vec"
 	"tessera/tensor"
 )
 
@@ -140,11 +142,12 @@ type branchState struct {
 	old          []*tensor.Tensor
 	tLast, tPrev []float32
 	computed     []int
+	sum          []*tensor.Tensor // residual reuse at inference: output buffers of the reused blocks
 }
 
 // forget drops a branch's cached values, keeping the residual buffers.
 func (st *branchState) forget(depth int) {
-	*st = branchState{out: make([]*tensor.Tensor, depth), res: st.res, old: st.old,
+	*st = branchState{out: make([]*tensor.Tensor, depth), res: st.res, old: st.old, sum: st.sum,
 		tLast: make([]float32, depth), tPrev: make([]float32, depth), computed: make([]int, depth)}
 }
 
@@ -341,21 +344,39 @@ func (c *Cache) runner(br [2][2]int, tb [2]float32, adj adjuster) dit.BlockRunne
 // inference, h + a·r + b with the plan's scalars (1, 0 without
 // scale-shift), in one pass; r is the last residual, extrapolated by
 // f·(r − r_old) when f is not zero (forecast reuse).
+//
+// The result is written to a buffer of the branch and block, reused at
+// the block's next reuse: nothing holds a block's output past the network
+// evaluation (the next block's input is copied where it is kept).
 func (c *Cache) addResidual(b, i int, h *tensor.Tensor, f float32) *tensor.Tensor {
 	a, s := c.scalars(b, i)
-	out := tensor.New(h.Shape()...)
 	st := &c.state[b]
+	if st.sum == nil {
+		st.sum = make([]*tensor.Tensor, len(st.out))
+	}
+	out := st.sum[i]
+	if out == nil || !slices.Equal(out.Shape(), h.Shape()) {
+		out = tensor.New(h.Shape()...)
+		st.sum[i] = out
+	}
 	hv, rv, ov := h.Contiguous().Data(), st.out[i].Contiguous().Data(), out.Data()
-	if f == 0 {
-		for j := range ov {
-			ov[j] = hv[j] + a*rv[j] + s
+	var pv []float32
+	if f != 0 {
+		pv = st.old[i].Data()
+	}
+	parallel.For(len(ov), 1<<14, func(lo, hi int) {
+		o := ov[lo:hi]
+		copy(o, hv[lo:hi])
+		if f == 0 {
+			vec.Axpy(o, a, rv[lo:hi])
+		} else { // r + f·(r − p) = (1 + f)·r − f·p
+			vec.Axpy(o, a*(1+f), rv[lo:hi])
+			vec.Axpy(o, -a*f, pv[lo:hi])
 		}
-		return out
-	}
-	pv := st.old[i].Data()
-	for j := range ov {
-		ov[j] = hv[j] + a*(rv[j]+f*(rv[j]-pv[j])) + s
-	}
+		if s != 0 {
+			vec.AddScalar(o, o, s)
+		}
+	})
 	return out
 }
 
@@ -504,9 +525,11 @@ func subInto(dst, a, b *tensor.Tensor) *tensor.Tensor {
 		dst = tensor.New(a.Shape()...)
 	}
 	av, bv, o := a.Contiguous().Data(), b.Contiguous().Data(), dst.Data()
-	for i := range o {
-		o[i] = av[i] - bv[i]
-	}
+	parallel.For(len(o), 1<<14, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			o[i] = av[i] - bv[i]
+		}
+	})
 	return dst
 }
 

@@ -1,6 +1,7 @@
 package blockcache
 
 import (
+	"fmt"
 	"math"
 	"path/filepath"
 	"testing"
@@ -296,6 +297,40 @@ func TestNewPlanAccumulates(t *testing.T) {
 	}
 }
 
+// The forecast schedule computes the first two evaluations, then weighs
+// the residual's second differences by how far they carry: through the
+// slope of the last interval and through the extrapolation.
+func TestNewForecastPlan(t *testing.T) {
+	p := &Profile{Delta: [2][][]float64{{make([]float64, 8)}, nil},
+		Delta2: [2][][]float64{{{0, 0, 0.01, 0.01, 0.01, 0.1, 0.01, 0.01}}, nil}}
+	got := NewForecastPlan(p, 0.05)
+	// e2: 0.01; e3: 2·0.01 + 0.01; e4: 0.06 > d computes; e5: slope over
+	// (1, 4] 0.02 + 0.1; e6: slope 0.1; e7: 0.01 + 0.01.
+	want := []bool{true, true, false, false, true, true, true, false}
+	for e, w := range want {
+		if got.Compute[Cond][0][e] != w {
+			t.Fatalf("cond schedule %v, want %v", got.Compute[Cond][0], want)
+		}
+		if !got.Compute[Uncond][0][e] {
+			t.Fatalf("a branch missing from the profile must always compute, got %v", got.Compute[Uncond][0])
+		}
+	}
+	if got.Reuse != ReuseForecast {
+		t.Errorf("reuse %q", got.Reuse)
+	}
+	for _, d := range []float64{0.01, 0.05, 0.2} {
+		if NewForecastPlan(p, d*2).ComputeFraction(Cond) > NewForecastPlan(p, d).ComputeFraction(Cond) {
+			t.Errorf("threshold %g computes more than %g", d*2, d)
+		}
+	}
+	// Without second differences it is the accumulated-change schedule.
+	p.Delta2 = [2][][]float64{}
+	p.Delta[Cond][0] = []float64{0, 0.1, 0.1, 0.1, 0.1, 0.5, 0.05, 0}
+	if a, b := NewForecastPlan(p, 0.25), NewPlan(p, 0.25); fmt.Sprint(a.Compute) != fmt.Sprint(b.Compute) {
+		t.Errorf("no Δ2: schedule %v, want %v", a.Compute, b.Compute)
+	}
+}
+
 func TestProfileAndRoundTrip(t *testing.T) {
 	m := tinyModel(t)
 	for _, cfg := range []float64{1, 3} {
@@ -316,6 +351,17 @@ func TestProfileAndRoundTrip(t *testing.T) {
 			for _, v := range row[1:] {
 				if !(v > 0) || math.IsInf(v, 0) {
 					t.Errorf("change %g, want a positive finite value", v)
+				}
+			}
+		}
+		for _, row := range prof.Delta2[Cond] {
+			if len(row) != 5 || row[0] != 0 || row[1] != 0 {
+				t.Errorf("residual second differences %v, want 5 starting with two zeros", row)
+				continue
+			}
+			for _, v := range row[2:] {
+				if !(v > 0) || math.IsInf(v, 0) {
+					t.Errorf("second difference %g, want a positive finite value", v)
 				}
 			}
 		}

@@ -65,10 +65,15 @@ func FingerprintOf(config, weights any) string {
 // evaluation, per guidance branch: Delta[branch][block][eval], with
 // Delta[·][·][0] = 0 (nothing to compare with). A branch absent from the
 // calibration runs (the unconditional one without guidance) has nil rows.
+// Delta2 is the same for the second difference of the block's residual
+// (output minus input), ‖r_e − 2r_{e−1} + r_{e−2}‖₁ / ‖o_e‖₁, zero for
+// the first two evaluations: how far the residual departs from a straight
+// line, which is what forecast reuse gets wrong.
 type Profile struct {
 	Setting
 	Samples int            `json:"samples"`
 	Delta   [2][][]float64 `json:"delta"`
+	Delta2  [2][][]float64 `json:"delta2,omitempty"`
 }
 
 // Evals is the number of network evaluations per trajectory.
@@ -163,11 +168,14 @@ func ProfileModel(m dit.Staged, o ProfileOptions) (*Profile, error) {
 			continue
 		}
 		p.Delta[b] = make([][]float64, m.Depth())
+		p.Delta2[b] = make([][]float64, m.Depth())
 		for i := range p.Delta[b] {
 			p.Delta[b][i] = make([]float64, len(rec.sum[b][i]))
+			p.Delta2[b][i] = make([]float64, len(rec.sum[b][i]))
 			for e, s := range rec.sum[b][i] {
 				if n := rec.count[b][i][e]; n > 0 {
 					p.Delta[b][i][e] = s / float64(n)
+					p.Delta2[b][i][e] = rec.sum2[b][i][e] / float64(n)
 				}
 			}
 		}
@@ -195,18 +203,21 @@ func trajectories(m dit.Staged, samples, batch int, seed uint64, run func(noise 
 }
 
 // recorder runs the model uncached and accumulates per-row relative
-// changes of every block's output: sum[branch][block][eval].
+// changes of every block's output, sum[branch][block][eval], and second
+// differences of its residual, sum2.
 type recorder struct {
-	m     dit.Staged
-	eval  int
-	prev  [][]*tensor.Tensor // [block] last output, whole batch
-	sum   [2][][]float64
-	count [2][][]int
+	m         dit.Staged
+	eval      int
+	prev      [][]*tensor.Tensor // [block] last output, whole batch
+	res, res1 []*tensor.Tensor   // [block] residual at the last and the one before
+	sum, sum2 [2][][]float64
+	count     [2][][]int
 }
 
 func (r *recorder) reset() {
 	r.eval = 0
 	r.prev = make([][]*tensor.Tensor, r.m.Depth())
+	r.res, r.res1 = make([]*tensor.Tensor, r.m.Depth()), make([]*tensor.Tensor, r.m.Depth())
 }
 
 func (r *recorder) Predict(x *tensor.Tensor, t []float32, y []int) (*tensor.Tensor, error) {
@@ -219,42 +230,70 @@ func (r *recorder) Predict(x *tensor.Tensor, t []float32, y []int) (*tensor.Tens
 	out, err := dit.PredictStaged(m, x, t, y, func(g *autodiff.Graph, i int, h, c *autodiff.Var) *autodiff.Var {
 		o := m.RunBlock(g, i, h, c)
 		ov := o.Value.Contiguous()
+		res := sub(ov, h.Value)
 		if prev := r.prev[i]; len(prev) == 1 && e > 0 {
 			pv := prev[0].Data()
 			cur := ov.Data()
 			per := len(cur) / ov.Dim(0)
+			var rv, r1, r2 []float32
+			if r.res1[i] != nil && e > 1 {
+				rv, r1, r2 = res.Data(), r.res[i].Data(), r.res1[i].Data()
+			}
 			for b := range br {
 				for row := br[b][0]; row < br[b][1]; row++ {
-					d := relL1Slice(cur[row*per:(row+1)*per], pv[row*per:(row+1)*per])
-					r.add(b, i, e, d)
+					lo, hi := row*per, (row+1)*per
+					d := relL1Slice(cur[lo:hi], pv[lo:hi])
+					d2 := 0.0
+					if rv != nil {
+						d2 = secondDiff(rv[lo:hi], r1[lo:hi], r2[lo:hi], cur[lo:hi])
+					}
+					r.add(b, i, e, d, d2)
 				}
 			}
 		} else {
 			for b := range br {
 				if br[b][1] > br[b][0] {
-					r.add(b, i, e, 0)
+					r.add(b, i, e, 0, 0)
 				}
 			}
 		}
 		r.prev[i] = []*tensor.Tensor{ov}
+		r.res1[i], r.res[i] = r.res[i], res
 		return autodiff.Const(ov)
 	})
 	r.eval++
 	return out, err
 }
 
-// add records change d of block i at evaluation e for branch b.
-func (r *recorder) add(b, i, e int, d float64) {
+// add records change d and residual second difference d2 of block i at
+// evaluation e for branch b.
+func (r *recorder) add(b, i, e int, d, d2 float64) {
 	if r.sum[b] == nil {
 		r.sum[b] = make([][]float64, r.m.Depth())
+		r.sum2[b] = make([][]float64, r.m.Depth())
 		r.count[b] = make([][]int, r.m.Depth())
 	}
 	for len(r.sum[b][i]) <= e {
 		r.sum[b][i] = append(r.sum[b][i], 0)
+		r.sum2[b][i] = append(r.sum2[b][i], 0)
 		r.count[b][i] = append(r.count[b][i], 0)
 	}
 	r.sum[b][i][e] += d
+	r.sum2[b][i][e] += d2
 	r.count[b][i][e]++
+}
+
+// secondDiff is ‖r − 2r1 + r2‖₁ / ‖o‖₁.
+func secondDiff(r, r1, r2, o []float32) float64 {
+	var num, den float64
+	for j, v := range r {
+		num += math.Abs(float64(v - 2*r1[j] + r2[j]))
+		den += math.Abs(float64(o[j]))
+	}
+	if den == 0 {
+		return 0
+	}
+	return num / den
 }
 
 // relL1Slice is ‖cur − prev‖₁ / ‖cur‖₁.
@@ -328,6 +367,60 @@ func NewPlan(p *Profile, d float64) *Plan {
 				if acc > d {
 					row[e] = true
 					acc = 0
+				}
+			}
+			pl.Compute[b][i] = row
+		}
+	}
+	return pl
+}
+
+// NewForecastPlan is the automatic schedule for forecast reuse at
+// threshold d: per branch and block, evaluations 0 and 1 compute (a
+// forecast needs two computations); afterwards the block is recomputed at
+// the first evaluation where the estimated forecast error exceeds d. For
+// a block last computed at e₀, and before that at e₀ − g, the estimate k
+// evaluations later is
+//
+//	k·Σ_{j∈(e₀−g, e₀]} Δ2_j·(j − e₀ + g)/g + Σ_{j=1…k} (k − j + 1)·Δ2_{e₀+j},
+//
+// the profile's residual second differences Δ2 propagated through the
+// slope taken over the last interval and through the extrapolation. A
+// profile without Δ2 gives NewPlan's schedule.
+func NewForecastPlan(p *Profile, d float64) *Plan {
+	if p.Delta2[Cond] == nil {
+		return NewPlan(p, d)
+	}
+	n := p.Evals()
+	pl := &Plan{Setting: p.Setting, Threshold: d, Reuse: ReuseForecast}
+	for b := range pl.Compute {
+		pl.Compute[b] = make([][]bool, len(p.Delta[Cond]))
+		for i := range pl.Compute[b] {
+			row := make([]bool, n)
+			var d2 []float64
+			if p.Delta2[b] != nil {
+				d2 = p.Delta2[b][i]
+			}
+			last, prev := 0, -1
+			for e := range row {
+				if e < 2 || d2 == nil || e >= len(d2) {
+					row[e] = true
+					last, prev = e, last
+					continue
+				}
+				g := last - prev
+				slope := 0.0
+				for j := prev + 1; j <= last; j++ {
+					slope += d2[j] * float64(j-prev) / float64(g)
+				}
+				k := e - last
+				est := float64(k) * slope
+				for j := 1; j <= k; j++ {
+					est += float64(k-j+1) * d2[last+j]
+				}
+				if est > d {
+					row[e] = true
+					last, prev = e, last
 				}
 			}
 			pl.Compute[b][i] = row

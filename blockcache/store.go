@@ -11,7 +11,8 @@ import (
 // setting, so that each is computed once per (model weights, calibration,
 // sampler, schedule, steps, guidance) and loaded afterwards. File names
 // are Setting.Key() + ".profile.json" and Key() + "-d<d>.ss.json" (or
-// ".res.ss.json" for residual reuse).
+// ".res.ss.json" for residual reuse, ".forecast.ss.json" for forecast
+// reuse).
 type Store struct {
 	// Dir is the folder (default DefaultDir()).
 	Dir string
@@ -47,7 +48,7 @@ func (s Store) Profile(m dit.Staged, o ProfileOptions) (*Profile, string, error)
 	}
 	path := filepath.Join(s.dir(), set.Key()+".profile.json")
 	var p Profile
-	if err := LoadJSON(path, &p); err == nil && p.Setting == set {
+	if err := LoadJSON(path, &p); err == nil && p.Setting == set && p.Delta2[Cond] != nil {
 		return &p, path, nil
 	}
 	s.log("block cache: profiling %d calibration images (%s, %d steps, cfg %g)", o.Samples, o.Sampler, o.Steps, o.CFG)
@@ -78,6 +79,9 @@ func (s Store) Plan(m dit.Staged, o ProfileOptions, d float64, scaleShift bool, 
 		return nil, "", err
 	}
 	plan := NewPlan(prof, d)
+	if reuse == ReuseForecast {
+		plan = NewForecastPlan(prof, d)
+	}
 	plan.Reuse = reuse
 	if !scaleShift {
 		return plan, ppath, nil
@@ -88,7 +92,7 @@ func (s Store) Plan(m dit.Staged, o ProfileOptions, d float64, scaleShift bool, 
 	case ReuseResidual:
 		kind = "res.ss"
 	case ReuseForecast:
-		kind = "fc.ss"
+		kind = "forecast.ss"
 	}
 	path := filepath.Join(s.dir(), fmt.Sprintf("%s-d%g.%s.json", prof.Key(), d, kind))
 	var stored Plan
