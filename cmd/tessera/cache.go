@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"io"
 	iofs "io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,7 +73,7 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	samples := fs.Int("samples", imagegen.DefaultCalibration, "calibration images")
 	cacheDir := fs.String("cache-dir", "", "where profiles and plans are stored (default: $TESSERA_CACHE_DIR or the user cache folder)")
 	out := fs.String("out", "", "profile: output folder for profile.json and profile.png (required)")
-	threshold := fs.Float64("threshold", imagegen.DefaultCacheThreshold, "plan: accumulated-change threshold d")
+	threshold := fs.Float64("threshold", 0, "plan: threshold d (default 0.05 for the accumulated-change schedule, 0.03 for the estimated forecast error with --forecast)")
 	ss := fs.Bool("ss", false, "plan: train the scale-shift scalars")
 	residual := fs.Bool("residual", false, "plan: reuse each skipped block's residual (output minus input) instead of its output")
 	forecast := fs.Bool("forecast", false, "plan: extrapolate each skipped block's residual linearly from its last two computations (implies --residual)")
@@ -95,7 +96,7 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 		return usagef("--steps must be at least 1 (have %d)", *steps)
 	case *samples < 1:
 		return usagef("--samples must be at least 1 (have %d)", *samples)
-	case !(*threshold > 0):
+	case *threshold < 0 || math.IsNaN(*threshold):
 		return usagef("--threshold must be positive (have %g)", *threshold)
 	case sub == "profile" && *out == "":
 		return usagef("--out is required")
@@ -170,6 +171,8 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	}
 	copts.Residual = *residual || *forecast
 	copts.Forecast = *forecast
+	copts = copts.WithDefaults()
+	*threshold = copts.Threshold
 	plan, stored, err := planOf()
 	if err != nil {
 		return err

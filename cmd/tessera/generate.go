@@ -52,7 +52,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	batch := fs.Int("batch", 64, "images per network batch")
 	threads := fs.Int("threads", 0, "worker threads (default: all cores)")
 	grid := fs.Bool("grid", false, "also write DIR/grid.png with all images")
-	cacheSpec := fs.String("cache", "off", "block caching: off, ss[:d] (schedule + trained scale-shift, recommended), plan[:d], res[:d] / res-plan[:d] (reuse residuals instead of outputs), fc[:d] / fc-plan[:d] (forecast residuals from the last two computations), dynamic[:threshold]; d defaults to 0.05")
+	cacheSpec := fs.String("cache", "off", "block caching: off, fc[:d] (forecast each skipped block's residual from its last two computations, with trained scale-shift; recommended, d defaults to 0.03), ss[:d] (reuse outputs with trained scale-shift, the paper's method; d defaults to 0.05), plan[:d], res[:d] / res-plan[:d] (reuse residuals), fc-plan[:d], dynamic[:threshold]")
 	cacheDir := fs.String("cache-dir", "", "where block-cache profiles and plans are stored (default: $TESSERA_CACHE_DIR or the user cache folder)")
 	flexSpec := fs.String("flex", "", "FlexiDiT: number of weak-patch steps T_weak, optionally ,reverse or ,weak-guidance (needs --flex-model)")
 	flexModel := fs.String("flex-model", "", "flexified model for --flex: embedded name (mnist-flex) or folder written by tessera flexify")
