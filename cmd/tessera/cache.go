@@ -250,6 +250,7 @@ func runFlexify(args []string, stdout, stderr io.Writer) error {
 	lr := fs.Float64("lr", 3e-3, "peak learning rate")
 	distill := fs.Float64("distill", 1, "weight of the distillation term")
 	minLevel := fs.Float64("min-level", 0, "lowest noise level s of the weak batches (the scheduler runs the weak size on the noisy first steps only)")
+	dropout := fs.Float64("label-dropout", 0.1, "probability that a training image gets the unconditional label (guided sampling runs the weak model unconditionally as often as conditionally)")
 	seed := fs.Uint64("seed", 0, "random seed")
 	dataDir := fs.String("data", "", "training images: MNIST folder (default: the GoMNIST module), or for a text-to-image model the emoji folder (default: $TESSERA_EMOJI or ../shared/data/emoji)")
 	threads := fs.Int("threads", 0, "worker threads (default: all cores)")
@@ -307,7 +308,7 @@ func runFlexify(args []string, stdout, stderr io.Writer) error {
 	}
 	f.Cond = cond
 	res, err := flexidit.Train(context.Background(), f, ds, flexidit.TrainOptions{Steps: *steps, Batch: *batch,
-		LR: float32(*lr), Distill: float32(*distill), MinLevel: *minLevel, Seed: *seed, Progress: progress.Options{Out: stderr, Label: "flexify"}})
+		LR: float32(*lr), Distill: float32(*distill), MinLevel: *minLevel, LabelDropout: *dropout, Seed: *seed, Progress: progress.Options{Out: stderr, Label: "flexify"}})
 	if err != nil {
 		return err
 	}
