@@ -32,10 +32,11 @@ const cacheAbout = `Block caching reuses a transformer block's output while it c
 between sampling steps. Subcommands:
 
   profile  sample calibration images uncached and write each block's mean
-           relative L1 output change per network evaluation (profile.json)
-           and its curves (profile.png: one panel per guidance branch,
-           conditional left; block 0 darkest blue to the last block red;
-           x = evaluation, y = change)
+           relative L1 output change per network evaluation and the second
+           differences of its residual (profile.json), and their curves
+           (profile.png: the changes, one panel per guidance branch,
+           conditional first, then the second differences the same way;
+           block 0 darkest blue to the last block red; x = evaluation)
   plan     print the automatic schedule for a threshold d (--threshold),
            training scale-shift with --ss; the plan is stored where
            'generate --cache' finds it
@@ -199,15 +200,18 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// plotProfile draws each block's change curve, one panel per branch.
+// plotProfile draws each block's change curve, one panel per branch, then
+// its residual second differences (what forecast reuse gets wrong), one
+// panel per branch.
 func plotProfile(path string, p *blockcache.Profile) error {
 	var panels [][]bench.Series
-	for b := range p.Delta {
+	for k, curves := range [][][]float64{p.Delta[blockcache.Cond], p.Delta[blockcache.Uncond], p.Delta2[blockcache.Cond], p.Delta2[blockcache.Uncond]} {
+		first := 1 + k/2 // Δ starts at evaluation 1, Δ2 at 2
 		var series []bench.Series
-		n := len(p.Delta[b])
-		for i, row := range p.Delta[b] {
+		n := len(curves)
+		for i, row := range curves {
 			s := bench.Series{Color: color.RGBA{uint8(220 * i / max(n-1, 1)), 40, uint8(220 - 220*i/max(n-1, 1)), 255}}
-			for e := 1; e < len(row); e++ {
+			for e := first; e < len(row); e++ {
 				s.X, s.Y = append(s.X, float64(e)), append(s.Y, row[e])
 			}
 			series = append(series, s)
