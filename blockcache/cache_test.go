@@ -210,20 +210,7 @@ func TestResidualReuse(t *testing.T) {
 			}
 			// Reference: block mid's residual on x1, then x2 with block
 			// mid replaced by h + a·r + b.
-			var r *tensor.Tensor
-			if _, err := m.PredictBlocks(x1, ts, y, func(g *autodiff.Graph, i int, h, cv *autodiff.Var) *autodiff.Var {
-				o := m.Blocks[i].Forward(g, h, cv)
-				if i == mid {
-					r = tensor.New(o.Shape()...)
-					hv, ov := h.Value.Contiguous().Data(), o.Value.Contiguous().Data()
-					for j := range ov {
-						r.Data()[j] = ov[j] - hv[j]
-					}
-				}
-				return o
-			}); err != nil {
-				t.Fatal(err)
-			}
+			r := blockResidual(t, m, x1, ts, y, mid)
 			want, err := m.PredictBlocks(x2, ts, y, func(g *autodiff.Graph, i int, h, cv *autodiff.Var) *autodiff.Var {
 				if i == mid {
 					return g.Add(h, autodiff.Const(affine(r, tc.a, tc.b)))
@@ -264,6 +251,27 @@ func TestResidualReuse(t *testing.T) {
 			}
 		})
 	}
+}
+
+// blockResidual is block mid's residual (output minus input) when m runs
+// uncached on x.
+func blockResidual(t *testing.T, m *dit.Model, x *tensor.Tensor, ts []float32, y []int, mid int) *tensor.Tensor {
+	t.Helper()
+	var r *tensor.Tensor
+	if _, err := m.PredictBlocks(x, ts, y, func(g *autodiff.Graph, i int, h, cv *autodiff.Var) *autodiff.Var {
+		o := m.Blocks[i].Forward(g, h, cv)
+		if i == mid {
+			r = tensor.New(o.Shape()...)
+			hv, ov := h.Value.Contiguous().Data(), o.Value.Contiguous().Data()
+			for j := range ov {
+				r.Data()[j] = ov[j] - hv[j]
+			}
+		}
+		return o
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 func affine(t *tensor.Tensor, a, b float32) *tensor.Tensor {
@@ -546,25 +554,7 @@ func TestForecastReuse(t *testing.T) {
 	y := []int{0, 1}
 	const mid = 1
 	at := func(e int) []float32 { return []float32{times[e], times[e]} }
-	// residual of block mid on xs[e], uncached.
-	residual := func(e int) *tensor.Tensor {
-		var r *tensor.Tensor
-		if _, err := m.PredictBlocks(xs[e], at(e), y, func(g *autodiff.Graph, i int, h, cv *autodiff.Var) *autodiff.Var {
-			o := m.Blocks[i].Forward(g, h, cv)
-			if i == mid {
-				r = tensor.New(o.Shape()...)
-				hv, ov := h.Value.Contiguous().Data(), o.Value.Contiguous().Data()
-				for j := range ov {
-					r.Data()[j] = ov[j] - hv[j]
-				}
-			}
-			return o
-		}); err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	r0, r1 := residual(0), residual(1)
+	r0, r1 := blockResidual(t, m, xs[0], at(0), y, mid), blockResidual(t, m, xs[1], at(1), y, mid)
 	for _, tc := range []struct {
 		name string
 		a, b float32
