@@ -342,7 +342,7 @@ func (c *Cache) runner(br [2][2]int, tb [2]float32, adj adjuster) dit.BlockRunne
 
 // addResidual is a reused block's output under residual reuse at
 // inference, h + a·r + b with the plan's scalars (1, 0 without
-// scale-shift), in one pass; r is the last residual, extrapolated by
+// scale-shift), in cache-sized chunks; r is the last residual, extrapolated by
 // f·(r − r_old) when f is not zero (forecast reuse).
 //
 // The result is written to a buffer of the branch and block, reused at

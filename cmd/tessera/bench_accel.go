@@ -30,7 +30,7 @@ func init() {
 			sampler = fs.String("sampler", "euler", "sampler")
 			cfg = fs.Float64("cfg", 2, "guidance weight (generate's default)")
 			cache = fs.String("cache", "ss:0.05,res:0.1,fc:0.03,fc:0.05,fc:0.1,dynamic:0.3", "cache settings to sweep (--cache specs, comma-separated)")
-			flex = fs.String("flex", "8,16,16;reverse,8+ss:0.05", "FlexiDiT runs (--flex specs, ';' for ',' inside a spec, '+' adds a cache), with --flex-model")
+			flex = fs.String("flex", "8,16,16;reverse,8+fc:0.1", "FlexiDiT runs (--flex specs, ';' for ',' inside a spec, '+' adds a cache), with --flex-model")
 			flexModel = fs.String("flex-model", "", "flexified model: embedded name (mnist-flex) or folder written by 'tessera flexify' (no FlexiDiT runs without it)")
 			fewer = fs.String("fewer-steps", "12,16,20", "step counts of the fewer-steps baselines")
 			cacheDir = fs.String("cache-dir", "", "where profiles and plans are stored")
