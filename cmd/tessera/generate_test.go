@@ -123,3 +123,46 @@ func TestGenerateWithCache(t *testing.T) {
 		t.Fatalf("block evaluations %d, want fewer than the uncached 48", sum.BlockEvals)
 	}
 }
+
+// Forecast caching from the command line: `cache plan --forecast` stores
+// the forecast schedule at its default threshold, and generate uses it.
+func TestForecastCacheCommands(t *testing.T) {
+	dir := t.TempDir()
+	var so, se bytes.Buffer
+	args := []string{"cache", "plan", "--model", "mnist", "--steps", "8", "--samples", "4", "--forecast", "--cache-dir", dir, "--json"}
+	if code := run(args, &so, &se); code != 0 {
+		t.Fatalf("cache plan: exit %d: %s", code, se.String())
+	}
+	var plan struct {
+		Threshold float64     `json:"threshold"`
+		Reuse     string      `json:"reuse"`
+		Compute   [2][][]bool `json:"compute"`
+	}
+	if err := json.Unmarshal(so.Bytes(), &plan); err != nil {
+		t.Fatal(err)
+	}
+	if plan.Threshold != 0.03 || plan.Reuse != "forecast" || len(plan.Compute[0]) != 6 || len(plan.Compute[0][0]) != 8 {
+		t.Fatalf("plan: threshold %g, reuse %q, %d blocks", plan.Threshold, plan.Reuse, len(plan.Compute[0]))
+	}
+	so.Reset()
+	out := filepath.Join(t.TempDir(), "fc")
+	args = []string{"generate", "--model", "mnist", "--n", "2", "--steps", "8", "--cache", "fc-plan", "--cache-dir", dir, "--out", out, "--json"}
+	if code := run(args, &so, &se); code != 0 {
+		t.Fatalf("generate: exit %d: %s", code, se.String())
+	}
+	var sum struct {
+		Cache struct {
+			Mode      string  `json:"mode"`
+			Threshold float64 `json:"threshold"`
+		} `json:"cache"`
+	}
+	if err := json.Unmarshal(so.Bytes(), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Cache.Mode != "fc-plan" || sum.Cache.Threshold != 0.03 {
+		t.Fatalf("cache report %+v", sum.Cache)
+	}
+	if code := run([]string{"cache", "plan", "--threshold", "-1"}, &so, &se); code != 2 {
+		t.Fatalf("negative threshold: exit %d", code)
+	}
+}
