@@ -385,7 +385,7 @@ func (c *Cache) addResidual(b, i int, h *tensor.Tensor, f float32) *tensor.Tenso
 // has been computed twice since the last Reset, else 0 (the last residual
 // held constant).
 func (st *branchState) slope(i int, t float32, forecast bool) float32 {
-	if !forecast || st.computed == nil || st.computed[i] < 2 || st.tLast[i] == st.tPrev[i] {
+	if !forecast || st.computed[i] < 2 || st.tLast[i] == st.tPrev[i] {
 		return 0
 	}
 	return (t - st.tLast[i]) / (st.tLast[i] - st.tPrev[i])
@@ -501,9 +501,6 @@ func (st *branchState) residualOf(i int, o, h *tensor.Tensor, t float32, forecas
 	n := len(st.out)
 	if st.res == nil {
 		st.res, st.old = make([]*tensor.Tensor, n), make([]*tensor.Tensor, n)
-	}
-	if st.computed == nil {
-		st.tLast, st.tPrev, st.computed = make([]float32, n), make([]float32, n), make([]int, n)
 	}
 	if forecast {
 		st.res[i], st.old[i] = st.old[i], st.res[i]
