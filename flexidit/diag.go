@@ -2,6 +2,7 @@ package flexidit
 
 import (
 	"fmt"
+	"math"
 
 	"tessera/diffusion"
 	"tessera/tensor"
@@ -137,4 +138,108 @@ func fineEnergy(d []float32, planes, side, block int) float64 {
 		}
 	}
 	return sum
+}
+
+// StepError compares the weak and powerful patch sizes at one step of a
+// guided sampling trajectory, on the states the powerful sampler visits.
+// Squared differences are means per pixel.
+type StepError struct {
+	Step int     `json:"step"`
+	S    float64 `json:"s"`
+	// Conditional is ‖v_weak(y) − v_powerful(y)‖²; Guided the same for
+	// the guided combination v_∅ + w·(v_y − v_∅) of both branches.
+	Conditional float64 `json:"conditional"`
+	Guided      float64 `json:"guided"`
+	// Direction is the powerful guidance direction's energy ‖v_y − v_∅‖²;
+	// Alignment the weak direction's projection on it,
+	// ⟨d_weak, d_powerful⟩ / ‖d_powerful‖² (1 when they agree), and
+	// NormRatio ‖d_weak‖ / ‖d_powerful‖.
+	Direction float64 `json:"direction"`
+	Alignment float64 `json:"alignment"`
+	NormRatio float64 `json:"norm_ratio"`
+}
+
+// TrajectoryOptions configures GuidedErrors.
+type TrajectoryOptions struct {
+	N     int     // trajectories (default 64), labels cycling over the classes
+	Steps int     // Euler steps over the uniform schedule (default 32)
+	Scale float64 // guidance weight (default 2)
+	Seed  uint64
+}
+
+// GuidedErrors runs N guided Euler trajectories with the powerful model and
+// compares, at every step, the weak patch size's predictions with the
+// powerful ones on the states visited: the conditional branch, the guided
+// combination and the guidance direction v_y − v_∅, which guidance
+// amplifies.
+func GuidedErrors(f *Model, o TrajectoryOptions) ([]StepError, error) {
+	if o.N == 0 {
+		o.N = 64
+	}
+	if o.Steps == 0 {
+		o.Steps = 32
+	}
+	if o.Scale == 0 {
+		o.Scale = 2
+	}
+	cond := f.conditioning()
+	null := cond.Null()
+	if null < 1 {
+		return nil, fmt.Errorf("flexidit diagnostics: the model has no classes to guide with")
+	}
+	cfg := f.Base.Config
+	rng := tensor.NewRNG(o.Seed)
+	x := rng.Normal(o.N, cfg.InChannels, cfg.InputSize, cfg.InputSize)
+	y := make([]int, 2*o.N)
+	for i := range o.N {
+		y[i], y[o.N+i] = i%null, null
+	}
+	sig, err := diffusion.Uniform(o.Steps)
+	if err != nil {
+		return nil, fmt.Errorf("flexidit diagnostics: %w", err)
+	}
+	per := x.Numel() / o.N
+	w := float32(o.Scale)
+	out := make([]StepError, 0, o.Steps)
+	for k := 0; k+1 < len(sig); k++ {
+		x2 := tensor.New(append([]int{2 * o.N}, x.Shape()[1:]...)...)
+		copy(x2.Data(), x.Data())
+		copy(x2.Data()[x.Numel():], x.Data())
+		t := make([]float32, 2*o.N)
+		for i := range t {
+			t[i] = float32(1000 * sig[k])
+		}
+		vp, err := cond.Predict(x2, t, y)
+		if err != nil {
+			return nil, fmt.Errorf("flexidit diagnostics: %w", err)
+		}
+		vw, err := f.PredictWeak(x2, t, y)
+		if err != nil {
+			return nil, err
+		}
+		p, q := vp.Contiguous().Data(), vw.Contiguous().Data()
+		e := StepError{Step: k, S: sig[k]}
+		var dot, ww float64
+		h := o.N * per
+		xd := x.Data()
+		for j := range h {
+			pc, pu, wc, wu := p[j], p[h+j], q[j], q[h+j]
+			dp, dw := float64(pc-pu), float64(wc-wu)
+			e.Conditional += sq(wc - pc)
+			e.Guided += sq((wu + w*(wc-wu)) - (pu + w*(pc-pu)))
+			e.Direction += dp * dp
+			dot += dp * dw
+			ww += dw * dw
+			xd[j] += float32(sig[k+1]-sig[k]) * (pu + w*(pc-pu)) // the powerful Euler step
+		}
+		if e.Direction > 0 {
+			e.Alignment = dot / e.Direction
+			e.NormRatio = math.Sqrt(ww / e.Direction)
+		}
+		e.Conditional /= float64(h)
+		e.Guided /= float64(h)
+		e.Direction /= float64(h)
+		out = append(out, e)
+	}
+	return out, nil
 }

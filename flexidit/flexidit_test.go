@@ -301,6 +301,44 @@ func TestVelocityErrors(t *testing.T) {
 	}
 }
 
+func TestGuidedErrors(t *testing.T) {
+	m := tinyBase(t)
+	f, err := Flexify(m, Config{LoRARank: 2}, tensor.NewRNG(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		scale float64
+		steps int
+	}{{1, 4}, {2, 3}, {4, 5}} {
+		res, err := GuidedErrors(f, TrajectoryOptions{N: 3, Steps: tc.steps, Scale: tc.scale, Seed: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res) != tc.steps {
+			t.Fatalf("scale %g: %d steps, want %d", tc.scale, len(res), tc.steps)
+		}
+		for k, e := range res {
+			if want := 1 - float64(k)/float64(tc.steps); math.Abs(e.S-want) > 1e-12 || e.Step != k {
+				t.Errorf("scale %g step %d: s = %g, want %g", tc.scale, k, e.S, want)
+			}
+			if !(e.Conditional > 0) || !(e.Direction > 0) || !(e.NormRatio > 0) || math.IsNaN(e.Alignment) {
+				t.Errorf("scale %g step %d: %+v", tc.scale, k, e)
+			}
+			// Guidance weight 1 is the conditional prediction itself.
+			if tc.scale == 1 && math.Abs(e.Guided-e.Conditional) > 1e-6*e.Conditional {
+				t.Errorf("step %d: guided error %g at weight 1, conditional %g", k, e.Guided, e.Conditional)
+			}
+			if tc.scale != 1 && e.Guided == e.Conditional {
+				t.Errorf("scale %g step %d: guided error equals the conditional one", tc.scale, k)
+			}
+		}
+	}
+	if _, err := GuidedErrors(f, TrajectoryOptions{Steps: -1}); err == nil {
+		t.Error("negative step count accepted")
+	}
+}
+
 func TestFineEnergy(t *testing.T) {
 	for _, tc := range []struct {
 		name string

@@ -166,3 +166,34 @@ func TestForecastCacheCommands(t *testing.T) {
 		t.Fatalf("negative threshold: exit %d", code)
 	}
 }
+
+func TestFlexErrorsCommand(t *testing.T) {
+	var so, se bytes.Buffer
+	if code := run([]string{"flex-errors", "--n", "4", "--steps", "4", "--json"}, &so, &se); code != 0 {
+		t.Fatalf("flex-errors: exit %d: %s", code, se.String())
+	}
+	var res []struct {
+		S         float64 `json:"s"`
+		Guided    float64 `json:"guided"`
+		Alignment float64 `json:"alignment"`
+	}
+	if err := json.Unmarshal(so.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 4 || res[0].S != 1 || !(res[0].Guided > 0) || !(res[1].Alignment > 0.5) {
+		t.Fatalf("flex-errors: %+v", res)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--n", "0"}, "must be positive"},
+		{[]string{"--model", "emoji"}, "not a class-conditional DiT"},
+		{[]string{"--flex-model", "emoji-flex"}, "emoji-flex"},
+	} {
+		se.Reset()
+		if code := run(append([]string{"flex-errors"}, tc.args...), &so, &se); code == 0 || !strings.Contains(se.String(), tc.want) {
+			t.Errorf("flex-errors %v: exit %d, stderr %q, want an error with %q", tc.args, code, se.String(), tc.want)
+		}
+	}
+}
