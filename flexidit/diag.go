@@ -165,13 +165,16 @@ type TrajectoryOptions struct {
 	Steps int     // Euler steps over the uniform schedule (default 32)
 	Scale float64 // guidance weight (default 2)
 	Seed  uint64
+	// FollowWeak steps with the weak model's guided prediction instead of
+	// the powerful one's: the states a weak-first schedule visits.
+	FollowWeak bool
 }
 
-// GuidedErrors runs N guided Euler trajectories with the powerful model and
-// compares, at every step, the weak patch size's predictions with the
-// powerful ones on the states visited: the conditional branch, the guided
-// combination and the guidance direction v_y − v_∅, which guidance
-// amplifies.
+// GuidedErrors runs N guided Euler trajectories with the powerful model (or
+// the weak one, FollowWeak) and compares, at every step, the weak patch
+// size's predictions with the powerful ones on the states visited: the
+// conditional branch, the guided combination and the guidance direction
+// v_y − v_∅, which guidance amplifies.
 func GuidedErrors(f *Model, o TrajectoryOptions) ([]StepError, error) {
 	if o.N == 0 {
 		o.N = 64
@@ -230,7 +233,11 @@ func GuidedErrors(f *Model, o TrajectoryOptions) ([]StepError, error) {
 			e.Direction += dp * dp
 			dot += dp * dw
 			ww += dw * dw
-			xd[j] += float32(sig[k+1]-sig[k]) * (pu + w*(pc-pu)) // the powerful Euler step
+			if o.FollowWeak {
+				xd[j] += float32(sig[k+1]-sig[k]) * (wu + w*(wc-wu))
+			} else {
+				xd[j] += float32(sig[k+1]-sig[k]) * (pu + w*(pc-pu)) // the powerful Euler step
+			}
 		}
 		if e.Direction > 0 {
 			e.Alignment = dot / e.Direction

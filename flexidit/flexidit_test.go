@@ -199,18 +199,27 @@ func (toyData) Shape() [3]int { return [3]int{1, 16, 16} }
 
 func TestTrainAndRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		rank   int
-		shared bool
-	}{{"lora", 2, false}, {"shared weights", 0, true}} {
+		name       string
+		rank       int
+		modulation bool
+		shared     bool
+		adapters   int // per block, plus one on the final layer's modulation
+	}{{"lora", 2, false, false, 4}, {"lora with modulation", 2, true, false, 5}, {"shared weights", 0, false, true, 0}} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := tinyBase(t)
-			f, err := Flexify(m, Config{LoRARank: tc.rank}, tensor.NewRNG(1))
+			f, err := Flexify(m, Config{LoRARank: tc.rank, LoRAModulation: tc.modulation}, tensor.NewRNG(1))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if f.Config.Shared != tc.shared {
 				t.Fatalf("shared %v, want %v", f.Config.Shared, tc.shared)
+			}
+			want := tc.adapters * len(m.Blocks)
+			if tc.modulation {
+				want++
+			}
+			if len(f.LoRA) != want {
+				t.Fatalf("%d adapters, want %d", len(f.LoRA), want)
 			}
 			x := tensor.NewRNG(8).Normal(1, 1, 16, 16)
 			powBefore, _ := m.Predict(x, []float32{400}, []int{2})
@@ -333,6 +342,15 @@ func TestGuidedErrors(t *testing.T) {
 				t.Errorf("scale %g step %d: guided error equals the conditional one", tc.scale, k)
 			}
 		}
+	}
+	// Following the weak model visits other states after the first step.
+	pow, _ := GuidedErrors(f, TrajectoryOptions{N: 3, Steps: 3, Seed: 2})
+	weak, err := GuidedErrors(f, TrajectoryOptions{N: 3, Steps: 3, Seed: 2, FollowWeak: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pow[0] != weak[0] || pow[2].Guided == weak[2].Guided {
+		t.Errorf("powerful trajectory %+v, weak %+v: want the same first step and different later ones", pow, weak)
 	}
 	if _, err := GuidedErrors(f, TrajectoryOptions{Steps: -1}); err == nil {
 		t.Error("negative step count accepted")

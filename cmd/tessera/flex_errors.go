@@ -35,6 +35,7 @@ func runFlexErrors(args []string, stdout, stderr io.Writer) error {
 	steps := fs.Int("steps", 32, "Euler steps (uniform schedule)")
 	cfg := fs.Float64("cfg", 2, "guidance weight")
 	seed := fs.Uint64("seed", 0, "random seed of the starting noise")
+	followWeak := fs.Bool("follow-weak", false, "step with the weak model's guided prediction (the states a weak-first schedule visits) instead of the powerful one's")
 	asJSON := fs.Bool("json", false, "print JSON")
 	threads := fs.Int("threads", 0, "worker threads (default: all cores)")
 	if err := parseFlags(fs, args, false); err != nil {
@@ -66,14 +67,18 @@ func runFlexErrors(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	res, err := flexidit.GuidedErrors(f, flexidit.TrajectoryOptions{N: *n, Steps: *steps, Scale: *cfg, Seed: *seed})
+	res, err := flexidit.GuidedErrors(f, flexidit.TrajectoryOptions{N: *n, Steps: *steps, Scale: *cfg, Seed: *seed, FollowWeak: *followWeak})
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		return writeJSON(stdout, res)
 	}
-	fmt.Fprintf(stdout, "%d guided Euler trajectories, %d steps, guidance %g; mean squared difference per pixel, weak against powerful\n", *n, *steps, *cfg)
+	who := "powerful"
+	if *followWeak {
+		who = "weak"
+	}
+	fmt.Fprintf(stdout, "%d guided Euler trajectories of the %s model, %d steps, guidance %g; mean squared difference per pixel, weak against powerful\n", *n, who, *steps, *cfg)
 	fmt.Fprintf(stdout, "%4s %6s %11s %9s %9s %10s %10s\n", "step", "s", "conditional", "guided", "‖c−u‖²", "projection", "norm ratio")
 	for _, e := range res {
 		fmt.Fprintf(stdout, "%4d %6.3f %11.4f %9.4f %9.4f %10.3f %10.3f\n", e.Step, e.S, e.Conditional, e.Guided, e.Direction, e.Alignment, e.NormRatio)
