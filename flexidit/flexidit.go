@@ -45,6 +45,10 @@ type Config struct {
 	// LoRARank is 0): Train fine-tunes the base's weights too, and Save
 	// and Load carry them with the weak parts.
 	Shared bool `json:"shared_weights,omitempty"`
+	// LoRAModulation also adapts each block's adaLN modulation (and the
+	// final layer's), so the weak size gets its own class- and
+	// time-dependent scales, shifts and gates.
+	LoRAModulation bool `json:"lora_modulation,omitempty"`
 	// Base names the model the weak parts belong to (informational).
 	Base string `json:"base,omitempty"`
 	// NoFineSkip turns off the fine-detail skip of the weak path (see
@@ -110,6 +114,9 @@ func Flexify(m *dit.Model, cfg Config, rng *tensor.RNG) (*Model, error) {
 	if pw <= p || bc.InputSize%pw != 0 {
 		return nil, fmt.Errorf("flexidit: weak patch size %d must exceed %d and divide the input size %d", pw, p, bc.InputSize)
 	}
+	if cfg.LoRAModulation && cfg.LoRARank == 0 {
+		return nil, fmt.Errorf("flexidit: LoRA on the modulations needs a LoRA rank")
+	}
 	if cfg.LoRARank < 0 {
 		return nil, fmt.Errorf("flexidit: LoRA rank %d", cfg.LoRARank)
 	}
@@ -161,13 +168,21 @@ func Flexify(m *dit.Model, cfg Config, rng *tensor.RNG) (*Model, error) {
 	f.PatchEmb = autodiff.Param(tensor.New(1, 1, d))
 	f.weakPos = autodiff.Const(CentrePosEmbed(d, bc.InputSize, p, pw))
 	if cfg.LoRARank > 0 {
+		var targets []*nn.Linear
 		for _, blk := range m.Blocks {
-			for _, l := range []*nn.Linear{blk.Attn.QKV, blk.Attn.Proj, blk.MLP.FC1, blk.MLP.FC2} {
-				a := tensor.New(cfg.LoRARank, l.In())
-				nn.LinearDefault(rng, a, nil)
-				f.LoRA = append(f.LoRA, &Adapter{A: autodiff.Param(a), B: autodiff.Param(tensor.New(l.Out(), cfg.LoRARank)),
-					target: l, scale: float32(cfg.LoRAAlpha) / float32(cfg.LoRARank)})
+			targets = append(targets, blk.Attn.QKV, blk.Attn.Proj, blk.MLP.FC1, blk.MLP.FC2)
+			if cfg.LoRAModulation {
+				targets = append(targets, blk.AdaLN)
 			}
+		}
+		if cfg.LoRAModulation {
+			targets = append(targets, m.FinalLayer.AdaLN)
+		}
+		for _, l := range targets {
+			a := tensor.New(cfg.LoRARank, l.In())
+			nn.LinearDefault(rng, a, nil)
+			f.LoRA = append(f.LoRA, &Adapter{A: autodiff.Param(a), B: autodiff.Param(tensor.New(l.Out(), cfg.LoRARank)),
+				target: l, scale: float32(cfg.LoRAAlpha) / float32(cfg.LoRARank)})
 		}
 	}
 	return f, nil

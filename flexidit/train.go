@@ -34,6 +34,13 @@ type TrainOptions struct {
 	Distill float32 // weight of the distillation term (default 1)
 	// LabelDropout is the probability of the "no class" label (default 0.1).
 	LabelDropout float64
+	// Guidance is the weight of a term that distils the direction
+	// classifier-free guidance follows (0: off). With it, weak batches run
+	// each image twice, with its label and with none, and add
+	// Guidance·‖(v_y − v_∅) − (v_powerful,y − v_powerful,∅)‖²: guided
+	// sampling adds that difference again, and matching each branch alone
+	// leaves it noisy. Label dropout does not apply to these batches.
+	Guidance float32
 	// MinLevel and MaxLevel bound the noise levels of weak batches, drawn
 	// uniformly from [MinLevel, MaxLevel] (default [0, 1]). Uniform levels
 	// cover the noisy start of sampling, where the scheduler runs the weak
@@ -143,19 +150,35 @@ func Train(ctx context.Context, f *Model, ds Dataset, o TrainOptions) (train.Res
 		for i := range labels {
 			labels[i] = ds.Example(rng.Intn(ds.Len()), x0.Data()[i*per:(i+1)*per])
 		}
-		labels = diffusion.DropLabels(rng, labels, f.conditioning().Null(), o.LabelDropout)
+		paired := weak && o.Guidance > 0
+		if paired {
+			// The same noisy images with their labels, then with none.
+			x2 := tensor.New(2*o.Batch, sh[0], sh[1], sh[2])
+			copy(x2.Data(), x0.Data())
+			copy(x2.Data()[o.Batch*per:], x0.Data())
+			x0 = x2
+			for range o.Batch {
+				labels = append(labels, f.conditioning().Null())
+			}
+		} else {
+			labels = diffusion.DropLabels(rng, labels, f.conditioning().Null(), o.LabelDropout)
+		}
 		var s []float32
 		if weak {
-			s = make([]float32, o.Batch)
-			for i := range s {
+			s = make([]float32, len(labels))
+			for i := range o.Batch {
 				s[i] = float32(o.MinLevel + (o.MaxLevel-o.MinLevel)*rng.Float64())
 			}
+			copy(s[o.Batch:], s[:o.Batch]) // paired rows: the same levels
 		} else {
 			s = diffusion.NoiseLevels(rng, o.Batch, 0, 1) // the base's training levels
 		}
 		eps := diffusion.Noise(rng, x0.Shape()...)
+		if paired {
+			copy(eps.Data()[o.Batch*per:], eps.Data()[:o.Batch*per])
+		}
 		xs, target := diffusion.Interpolate(x0, eps, s)
-		t := make([]float32, o.Batch)
+		t := make([]float32, len(s))
 		for i, v := range s {
 			t[i] = 1000 * v
 		}
@@ -174,7 +197,14 @@ func Train(ctx context.Context, f *Model, ds Dataset, o TrainOptions) (train.Res
 		if cfg.LearnSigma {
 			out = g.Slice(out, 1, 0, cfg.InChannels)
 		}
-		loss := g.Add(g.MSE(out, autodiff.Const(target)), g.Scale(g.MSE(out, autodiff.Const(vPow)), o.Distill))
+		pow := autodiff.Const(vPow)
+		loss := g.Add(g.MSE(out, autodiff.Const(target)), g.Scale(g.MSE(out, pow), o.Distill))
+		if paired {
+			b := o.Batch
+			dw := g.Sub(g.Slice(out, 0, 0, b), g.Slice(out, 0, b, 2*b))
+			dp := g.Sub(g.Slice(pow, 0, 0, b), g.Slice(pow, 0, b, 2*b))
+			loss = g.Add(loss, g.Scale(g.MSE(dw, dp), o.Guidance))
+		}
 		if err := g.Backward(loss); err != nil {
 			return 0, err
 		}

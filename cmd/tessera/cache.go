@@ -249,11 +249,13 @@ func runFlexify(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "output folder (required)")
 	weak := fs.Int("weak-patch", 0, "weak patch size (default twice the model's)")
 	lora := fs.Int("lora", 32, "rank of the weak-only LoRA adapters (0: none)")
+	loraMod := fs.Bool("lora-modulation", false, "also put LoRA adapters on the adaLN modulations (the weak size's own class- and time-dependent scales, shifts and gates)")
 	steps := fs.Int("steps", 400, "fine-tuning steps")
 	batch := fs.Int("batch", 64, "images per step")
 	lr := fs.Float64("lr", 3e-3, "peak learning rate")
 	distill := fs.Float64("distill", 1, "weight of the distillation term")
 	minLevel := fs.Float64("min-level", 0, "lowest noise level s of the weak batches (the scheduler runs the weak size on the noisy first steps only)")
+	guidance := fs.Float64("guidance-distill", 0, "weight of distilling the guidance direction: each weak image runs with its label and with none, and their difference is matched to the powerful model's (0: off)")
 	dropout := fs.Float64("label-dropout", 0.1, "probability that a training image gets the unconditional label (guided sampling runs the weak model unconditionally as often as conditionally)")
 	seed := fs.Uint64("seed", 0, "random seed")
 	dataDir := fs.String("data", "", "training images: MNIST folder (default: the GoMNIST module), or for a text-to-image model the emoji folder (default: $TESSERA_EMOJI or ../shared/data/emoji)")
@@ -269,6 +271,12 @@ func runFlexify(args []string, stdout, stderr io.Writer) error {
 	}
 	if !(*minLevel >= 0 && *minLevel < 1) {
 		return usagef("--min-level must be in [0, 1) (have %g)", *minLevel)
+	}
+	if !(*guidance >= 0) {
+		return usagef("--guidance-distill must be 0 or positive (have %g)", *guidance)
+	}
+	if *loraMod && *lora == 0 {
+		return usagef("--lora-modulation needs LoRA adapters (--lora R > 0)")
 	}
 	setThreads(*threads)
 	fsys, err := models.Open(*modelRef)
@@ -306,13 +314,13 @@ func runFlexify(args []string, stdout, stderr io.Writer) error {
 		}
 		ds = imagegen.MNIST32{Set: set}
 	}
-	f, err := flexidit.Flexify(m, flexidit.Config{WeakPatch: *weak, LoRARank: *lora}, tensor.NewRNG(*seed))
+	f, err := flexidit.Flexify(m, flexidit.Config{WeakPatch: *weak, LoRARank: *lora, LoRAModulation: *loraMod}, tensor.NewRNG(*seed))
 	if err != nil {
 		return err
 	}
 	f.Cond = cond
 	res, err := flexidit.Train(context.Background(), f, ds, flexidit.TrainOptions{Steps: *steps, Batch: *batch,
-		LR: float32(*lr), Distill: float32(*distill), MinLevel: *minLevel, LabelDropout: *dropout, Seed: *seed, Progress: progress.Options{Out: stderr, Label: "flexify"}})
+		LR: float32(*lr), Distill: float32(*distill), MinLevel: *minLevel, LabelDropout: *dropout, Guidance: float32(*guidance), Seed: *seed, Progress: progress.Options{Out: stderr, Label: "flexify"}})
 	if err != nil {
 		return err
 	}

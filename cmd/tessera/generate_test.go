@@ -197,3 +197,20 @@ func TestFlexErrorsCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestFlexifyRejectsBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--steps", "1"}, "--out is required"},
+		{[]string{"--out", "x", "--min-level", "1"}, "--min-level"},
+		{[]string{"--out", "x", "--guidance-distill", "-1"}, "--guidance-distill"},
+		{[]string{"--out", "x", "--lora", "0", "--lora-modulation"}, "--lora-modulation"},
+	} {
+		var so, se bytes.Buffer
+		if code := run(append([]string{"flexify"}, tc.args...), &so, &se); code == 0 || !strings.Contains(se.String(), tc.want) {
+			t.Errorf("flexify %v: exit %d, stderr %q, want an error naming %s", tc.args, code, se.String(), tc.want)
+		}
+	}
+}
