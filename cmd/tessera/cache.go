@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"image/color"
 	"io"
-	iofs "io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -19,7 +18,6 @@ import (
 	"tessera/flexidit"
 	"tessera/imagegen"
 	"tessera/internal/progress"
-	"tessera/models"
 	"tessera/t2i"
 	"tessera/tensor"
 )
@@ -114,13 +112,9 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	setThreads(*threads)
-	fsys, err := models.Open(*modelRef)
+	fsys, raw, err := openWithConfig(*modelRef)
 	if err != nil {
 		return err
-	}
-	raw, err := iofs.ReadFile(fsys, "config.json")
-	if err != nil {
-		return fmt.Errorf("model %s: %w", *modelRef, err)
 	}
 	copts := imagegen.CacheOptions{Mode: "plan", Threshold: *threshold, Dir: *cacheDir, Calibration: *samples,
 		Log: func(msg string) { fmt.Fprintln(stderr, msg) }}
@@ -279,13 +273,9 @@ func runFlexify(args []string, stdout, stderr io.Writer) error {
 		return usagef("--lora-modulation needs LoRA adapters (--lora R > 0)")
 	}
 	setThreads(*threads)
-	fsys, err := models.Open(*modelRef)
+	fsys, raw, err := openWithConfig(*modelRef)
 	if err != nil {
 		return err
-	}
-	raw, err := iofs.ReadFile(fsys, "config.json")
-	if err != nil {
-		return fmt.Errorf("model %s: %w", *modelRef, err)
 	}
 	var m *dit.Model
 	var cond flexidit.Conditioning // nil: the DiT's classes

@@ -3,11 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
-	iofs "io/fs"
 
 	"tessera/dit"
 	"tessera/flexidit"
-	"tessera/models"
 	"tessera/t2i"
 )
 
@@ -45,13 +43,9 @@ func runFlexErrors(args []string, stdout, stderr io.Writer) error {
 		return usagef("--n and --steps must be positive")
 	}
 	setThreads(*threads)
-	fsys, err := models.Open(*modelRef)
+	fsys, raw, err := openWithConfig(*modelRef)
 	if err != nil {
 		return err
-	}
-	raw, err := iofs.ReadFile(fsys, "config.json")
-	if err != nil {
-		return fmt.Errorf("model %s: %w", *modelRef, err)
 	}
 	if t2i.IsConfig(raw) || !dit.IsConfig(raw) {
 		return fmt.Errorf("model %s is not a class-conditional DiT", *modelRef)

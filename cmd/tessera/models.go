@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	iofs "io/fs"
 
 	"tessera/models"
 )
@@ -47,4 +48,18 @@ func runModels(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "%-18s %s\n", e.Name, e.Summary)
 	}
 	return nil
+}
+
+// openWithConfig opens a model reference (models.Open) and reads its
+// config.json, which tells the kind of model it is.
+func openWithConfig(ref string) (iofs.FS, []byte, error) {
+	fsys, err := models.Open(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, err := iofs.ReadFile(fsys, "config.json")
+	if err != nil {
+		return nil, nil, fmt.Errorf("model %s: %w", ref, err)
+	}
+	return fsys, raw, nil
 }
