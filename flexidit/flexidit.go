@@ -90,6 +90,7 @@ type Model struct {
 	// weights are saved and loaded with the weak parts), nil otherwise.
 	SharedBase *dit.Model    `safetensors:"base,optional"`
 	weakPos    *autodiff.Var // [1, Tw, D], fixed
+	folded     *foldCache    // the adapted layers PredictWeak runs, shared by copies of the Model
 	up, down   []float64     // B [pw², p²] and B(BᵀB)⁻¹ [pw², p²]: P = B·downᵀ
 }
 
@@ -125,7 +126,7 @@ func Flexify(m *dit.Model, cfg Config, rng *tensor.RNG) (*Model, error) {
 	}
 	cfg.Shared = cfg.LoRARank == 0
 	d, c, co := bc.HiddenSize, bc.InChannels, bc.OutChannels()
-	f := &Model{Config: cfg, Base: m}
+	f := &Model{Config: cfg, Base: m, folded: &foldCache{}}
 	if cfg.Shared {
 		f.SharedBase = m
 	}
@@ -460,9 +461,9 @@ func (f *Model) FineEnergy(x *tensor.Tensor) float64 {
 }
 
 // PredictWeak is dit.Model.Predict at the weak patch size. The LoRA
-// adapters are folded into copies of the base's layers for the call
-// (withMerged), so each adapted layer multiplies once, at the layer's
-// precision, as the base model does.
+// adapters are folded into copies of the base's layers (withMerged, once
+// per precision; see ResetFolded), so each adapted layer multiplies once,
+// at the layer's precision, as the base model does.
 func (f *Model) PredictWeak(x *tensor.Tensor, t []float32, y []int) (*tensor.Tensor, error) {
 	m := f.Base
 	if err := f.check(x.Shape(), t, y); err != nil {
@@ -504,16 +505,45 @@ func (f *Model) check(shape []int, t []float32, y []int) error {
 	return nil
 }
 
-// withMerged runs fn with every adapted base layer replaced by a copy
+// foldCache holds, per adapter, the base layer with the adapter folded in
+// and the precision it was folded at.
+type foldCache struct {
+	layers []*nn.Linear
+	prec   []nn.Precision
+}
+
+// ResetFolded drops the folded layers PredictWeak keeps between calls.
+// Call it after changing the adapters' or the base's weights by hand;
+// Train does.
+func (f *Model) ResetFolded() {
+	if f.folded != nil {
+		f.folded.layers, f.folded.prec = nil, nil
+	}
+}
+
+// withMerged runs fn with every adapted base layer replaced by its copy
 // computing W + scale·B·A at the layer's precision, and restores the
-// layers afterwards. Merging costs one rank-r product per layer, far less
-// than a batched weak pass, and saves the adapters' two extra products
-// per layer and call.
+// layers afterwards. The copies are made on the first call (and again
+// when a layer's precision changes) and kept: a weak pass then
+// multiplies once per layer, as the base does, with nothing to fold.
 func (f *Model) withMerged(fn func()) {
+	c := f.folded
+	if c != nil && len(c.layers) != len(f.LoRA) {
+		c.layers, c.prec = make([]*nn.Linear, len(f.LoRA)), make([]nn.Precision, len(f.LoRA))
+	}
 	saved := make([]nn.Linear, len(f.LoRA))
 	for i, a := range f.LoRA {
 		saved[i] = *a.target
-		*a.target = *a.target.Folded(a.A.Value, a.B.Value, a.scale)
+		var m *nn.Linear
+		if c != nil && c.layers[i] != nil && c.prec[i] == a.target.Precision() {
+			m = c.layers[i]
+		} else {
+			m = a.target.Folded(a.A.Value, a.B.Value, a.scale)
+			if c != nil {
+				c.layers[i], c.prec[i] = m, a.target.Precision()
+			}
+		}
+		*a.target = *m
 	}
 	defer func() {
 		for i, a := range f.LoRA {

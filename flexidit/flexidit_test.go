@@ -497,6 +497,18 @@ func TestPredictWeakMergesAdapters(t *testing.T) {
 					t.Fatal("a base layer was left changed")
 				}
 			}
+			// The folded layers are kept between calls and made again
+			// after ResetFolded.
+			again, _ := f.PredictWeak(x, ts, y)
+			if maxDiff(again.Data(), got.Data()) != 0 {
+				t.Error("a second weak prediction differs from the first")
+			}
+			f.LoRA[0].B.Value.Data()[0] += 1
+			f.ResetFolded()
+			changed, _ := f.PredictWeak(x, ts, y)
+			if maxDiff(changed.Data(), got.Data()) == 0 {
+				t.Error("changing an adapter and ResetFolded left the weak prediction unchanged")
+			}
 			base1, _ := m.Predict(x, ts, y)
 			nn.SetPrecision(m, nn.F32)
 			base2, _ := m.Predict(x, ts, y)

@@ -95,6 +95,8 @@ func Train(ctx context.Context, f *Model, ds Dataset, o TrainOptions) (train.Res
 	if o.BaseLR == 0 {
 		o.BaseLR = o.LR / 10
 	}
+	f.ResetFolded()
+	defer f.ResetFolded()
 	m := f.Base
 	if f.Cond == nil && m.YEmbedder == nil {
 		return train.Result{}, fmt.Errorf("flexidit train: the base DiT has no class embedding: its conditioning (Cond) must be set")
