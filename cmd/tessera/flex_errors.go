@@ -54,9 +54,6 @@ func runFlexErrors(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("model %s: %w", *modelRef, err)
 	}
-	if m.Config.NumClasses < 1 {
-		return fmt.Errorf("model %s has no classes to guide with", *modelRef)
-	}
 	f, err := flexidit.Open(m, *flexModel)
 	if err != nil {
 		return err

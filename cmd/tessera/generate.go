@@ -14,7 +14,6 @@ import (
 	"tessera/imagefile"
 	"tessera/imagegen"
 	"tessera/internal/progress"
-	"tessera/models"
 	"tessera/nn"
 	"tessera/t2i"
 	"tessera/tensor"
@@ -95,17 +94,13 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	setThreads(*threads)
-	fsys, err := models.Open(*modelRef)
+	fsys, raw, err := openWithConfig(*modelRef)
 	if err != nil {
 		return err
 	}
 	prog := progress.Options{Out: stderr, Label: "generate"}
 	if *asJSON {
 		prog.Mode = progress.Silent
-	}
-	raw, err := iofs.ReadFile(fsys, "config.json")
-	if err != nil {
-		return fmt.Errorf("model %s: %w", *modelRef, err)
 	}
 	if t2i.IsConfig(raw) {
 		if *class >= 0 {
