@@ -102,20 +102,13 @@ func TestGenerateErrors(t *testing.T) {
 // evaluations.
 func TestGenerateWithCache(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "cached")
-	var so, se bytes.Buffer
-	args := []string{"generate", "--model", "mnist", "--n", "2", "--steps", "8", "--cache", "dynamic:0.5", "--out", out, "--json"}
-	if code := run(args, &so, &se); code != 0 {
-		t.Fatalf("exit %d: %s", code, se.String())
-	}
 	var sum struct {
 		BlockEvals int `json:"block_evals"`
 		Cache      struct {
 			HitsPerBlock []int `json:"hits_per_block"`
 		} `json:"cache"`
 	}
-	if err := json.Unmarshal(so.Bytes(), &sum); err != nil {
-		t.Fatal(err)
-	}
+	runJSON(t, &sum, "generate", "--model", "mnist", "--n", "2", "--steps", "8", "--cache", "dynamic:0.5", "--out", out, "--json")
 	if len(sum.Cache.HitsPerBlock) != 6 {
 		t.Fatalf("hits per block %v, want 6 blocks", sum.Cache.HitsPerBlock)
 	}
@@ -128,58 +121,39 @@ func TestGenerateWithCache(t *testing.T) {
 // the forecast schedule at its default threshold, and generate uses it.
 func TestForecastCacheCommands(t *testing.T) {
 	dir := t.TempDir()
-	var so, se bytes.Buffer
-	args := []string{"cache", "plan", "--model", "mnist", "--steps", "8", "--samples", "4", "--forecast", "--cache-dir", dir, "--json"}
-	if code := run(args, &so, &se); code != 0 {
-		t.Fatalf("cache plan: exit %d: %s", code, se.String())
-	}
 	var plan struct {
 		Threshold float64     `json:"threshold"`
 		Reuse     string      `json:"reuse"`
 		Compute   [2][][]bool `json:"compute"`
 	}
-	if err := json.Unmarshal(so.Bytes(), &plan); err != nil {
-		t.Fatal(err)
-	}
+	runJSON(t, &plan, "cache", "plan", "--model", "mnist", "--steps", "8", "--samples", "4", "--forecast", "--cache-dir", dir, "--json")
 	if plan.Threshold != 0.03 || plan.Reuse != "forecast" || len(plan.Compute[0]) != 6 || len(plan.Compute[0][0]) != 8 {
 		t.Fatalf("plan: threshold %g, reuse %q, %d blocks", plan.Threshold, plan.Reuse, len(plan.Compute[0]))
 	}
-	so.Reset()
 	out := filepath.Join(t.TempDir(), "fc")
-	args = []string{"generate", "--model", "mnist", "--n", "2", "--steps", "8", "--cache", "fc-plan", "--cache-dir", dir, "--out", out, "--json"}
-	if code := run(args, &so, &se); code != 0 {
-		t.Fatalf("generate: exit %d: %s", code, se.String())
-	}
 	var sum struct {
 		Cache struct {
 			Mode      string  `json:"mode"`
 			Threshold float64 `json:"threshold"`
 		} `json:"cache"`
 	}
-	if err := json.Unmarshal(so.Bytes(), &sum); err != nil {
-		t.Fatal(err)
-	}
+	runJSON(t, &sum, "generate", "--model", "mnist", "--n", "2", "--steps", "8", "--cache", "fc-plan", "--cache-dir", dir, "--out", out, "--json")
 	if sum.Cache.Mode != "fc-plan" || sum.Cache.Threshold != 0.03 {
 		t.Fatalf("cache report %+v", sum.Cache)
 	}
+	var so, se bytes.Buffer
 	if code := run([]string{"cache", "plan", "--threshold", "-1"}, &so, &se); code != 2 {
 		t.Fatalf("negative threshold: exit %d", code)
 	}
 }
 
 func TestFlexErrorsCommand(t *testing.T) {
-	var so, se bytes.Buffer
-	if code := run([]string{"flex-errors", "--n", "4", "--steps", "4", "--json"}, &so, &se); code != 0 {
-		t.Fatalf("flex-errors: exit %d: %s", code, se.String())
-	}
 	var res []struct {
 		S         float64 `json:"s"`
 		Guided    float64 `json:"guided"`
 		Alignment float64 `json:"alignment"`
 	}
-	if err := json.Unmarshal(so.Bytes(), &res); err != nil {
-		t.Fatal(err)
-	}
+	runJSON(t, &res, "flex-errors", "--n", "4", "--steps", "4", "--json")
 	if len(res) != 4 || res[0].S != 1 || !(res[0].Guided > 0) || !(res[1].Alignment > 0.5) {
 		t.Fatalf("flex-errors: %+v", res)
 	}
@@ -191,7 +165,7 @@ func TestFlexErrorsCommand(t *testing.T) {
 		{[]string{"--model", "emoji"}, "not a class-conditional DiT"},
 		{[]string{"--flex-model", "emoji-flex"}, "emoji-flex"},
 	} {
-		se.Reset()
+		var so, se bytes.Buffer
 		if code := run(append([]string{"flex-errors"}, tc.args...), &so, &se); code == 0 || !strings.Contains(se.String(), tc.want) {
 			t.Errorf("flex-errors %v: exit %d, stderr %q, want an error with %q", tc.args, code, se.String(), tc.want)
 		}
@@ -212,5 +186,18 @@ func TestFlexifyRejectsBadFlags(t *testing.T) {
 		if code := run(append([]string{"flexify"}, tc.args...), &so, &se); code == 0 || !strings.Contains(se.String(), tc.want) {
 			t.Errorf("flexify %v: exit %d, stderr %q, want an error naming %s", tc.args, code, se.String(), tc.want)
 		}
+	}
+}
+
+// runJSON runs the command line args, which must succeed, and decodes its
+// standard output into v.
+func runJSON(t *testing.T, v any, args ...string) {
+	t.Helper()
+	var so, se bytes.Buffer
+	if code := run(args, &so, &se); code != 0 {
+		t.Fatalf("%s: exit %d: %s", strings.Join(args, " "), code, se.String())
+	}
+	if err := json.Unmarshal(so.Bytes(), v); err != nil {
+		t.Fatalf("%s: output %q: %v", strings.Join(args, " "), so.String(), err)
 	}
 }
