@@ -225,19 +225,20 @@ func GuidedErrors(f *Model, o TrajectoryOptions) ([]StepError, error) {
 		var dot, ww float64
 		h := o.N * per
 		xd := x.Data()
+		ds := float32(sig[k+1] - sig[k])
 		for j := range h {
 			pc, pu, wc, wu := p[j], p[h+j], q[j], q[h+j]
 			dp, dw := float64(pc-pu), float64(wc-wu)
+			gp, gw := pu+w*(pc-pu), wu+w*(wc-wu) // guided velocities
 			e.Conditional += sq(wc - pc)
-			e.Guided += sq((wu + w*(wc-wu)) - (pu + w*(pc-pu)))
+			e.Guided += sq(gw - gp)
 			e.Direction += dp * dp
 			dot += dp * dw
 			ww += dw * dw
 			if o.FollowWeak {
-				xd[j] += float32(sig[k+1]-sig[k]) * (wu + w*(wc-wu))
-			} else {
-				xd[j] += float32(sig[k+1]-sig[k]) * (pu + w*(pc-pu)) // the powerful Euler step
+				gp = gw
 			}
+			xd[j] += ds * gp // the Euler step
 		}
 		if e.Direction > 0 {
 			e.Alignment = dot / e.Direction

@@ -159,8 +159,9 @@ func Train(ctx context.Context, f *Model, ds Dataset, o TrainOptions) (train.Res
 			copy(x2.Data(), x0.Data())
 			copy(x2.Data()[o.Batch*per:], x0.Data())
 			x0 = x2
+			null := f.conditioning().Null()
 			for range o.Batch {
-				labels = append(labels, f.conditioning().Null())
+				labels = append(labels, null)
 			}
 		} else {
 			labels = diffusion.DropLabels(rng, labels, f.conditioning().Null(), o.LabelDropout)

@@ -96,7 +96,7 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	case *samples < 1:
 		return usagef("--samples must be at least 1 (have %d)", *samples)
 	case *threshold < 0 || math.IsNaN(*threshold):
-		return usagef("--threshold must be positive (have %g)", *threshold)
+		return usagef("--threshold must be 0 (the default) or positive (have %g)", *threshold)
 	case sub == "profile" && *out == "":
 		return usagef("--out is required")
 	}
