@@ -91,7 +91,7 @@ type Model struct {
 	SharedBase *dit.Model    `safetensors:"base,optional"`
 	weakPos    *autodiff.Var // [1, Tw, D], fixed
 	folded     *foldCache    // the adapted layers PredictWeak runs, shared by copies of the Model
-	up, down   []float64     // B [pw², p²] and B(BᵀB)⁻¹ [pw², p²]: P = B·downᵀ
+	proj       []float32     // P₁ [pw, pw]: the weak patch's coarse projection is P₁ ⊗ P₁ (fineSkip)
 }
 
 // Adapter is a weak-only LoRA on one of the base's linear layers.
@@ -134,7 +134,7 @@ func Flexify(m *dit.Model, cfg Config, rng *tensor.RNG) (*Model, error) {
 	up := kron(r, r)   // [pw², p²]
 	pinvT := pinvTranspose(r)
 	embedT := kron(pinvT, pinvT) // [pw², p²]: B(BᵀB)⁻¹
-	f.up, f.down = up, embedT
+	f.proj = axisProjection(r, pinvT)
 
 	f.WeakEmbed = nn.NewPatchEmbed(rng, c, d, pw)
 	wb, ww := m.XEmbedder.Proj.Weight.Value.Contiguous().Data(), f.WeakEmbed.Proj.Weight.Value.Data()
@@ -397,49 +397,77 @@ func (f *Model) forwardWeak(g *autodiff.Graph, x *autodiff.Var, t []float32, y [
 func (f *Model) fineSkip(x *tensor.Tensor, t []float32) *tensor.Tensor {
 	cfg := f.Base.Config
 	b, c, side := x.Dim(0), x.Dim(1), x.Dim(2)
-	pw, p := f.Config.WeakPatch, cfg.PatchSize
+	pw := f.Config.WeakPatch
 	co := cfg.OutChannels()
 	fv := f.Config.FineVar
 	if fv <= 0 {
 		fv = DefaultFineVar
 	}
+	proj := f.proj
 	out := tensor.New(b, co, side, side)
 	xd, od := x.Contiguous().Data(), out.Data()
 	parallel.For(b, 1, func(lo, hi int) {
-		patch := make([]float64, pw*pw)
-		coarse := make([]float64, p*p)
+		tmp := make([]float32, side*side)
 		for i := lo; i < hi; i++ {
 			s := float64(t[i]) / 1000
-			k := (s - (1-s)*fv) / (s*s + (1-s)*(1-s)*fv)
+			k := float32((s - (1-s)*fv) / (s*s + (1-s)*(1-s)*fv))
 			for ch := 0; ch < c; ch++ {
 				src := xd[(i*c+ch)*side*side : (i*c+ch+1)*side*side]
 				dst := od[(i*co+ch)*side*side : (i*co+ch+1)*side*side]
-				for pi := 0; pi < side; pi += pw {
-					for pj := 0; pj < side; pj += pw {
+				// P = P₁ ⊗ P₁ on each weak patch: rows first, into tmp ...
+				for r := 0; r < side; r++ {
+					row, tr := src[r*side:(r+1)*side], tmp[r*side:(r+1)*side]
+					for p0 := 0; p0 < side; p0 += pw {
+						seg := row[p0 : p0+pw]
 						for u := 0; u < pw; u++ {
-							for v := 0; v < pw; v++ {
-								patch[u*pw+v] = float64(src[(pi+u)*side+pj+v])
+							pr := proj[u*pw : (u+1)*pw]
+							sum := float32(0)
+							for v, xv := range seg {
+								sum += pr[v] * xv
+							}
+							tr[p0+u] = sum
+						}
+					}
+				}
+				// ... then columns, and the residual x − P·x scaled by k.
+				for p0 := 0; p0 < side; p0 += pw {
+					for u := 0; u < pw; u++ {
+						pr := proj[u*pw : (u+1)*pw]
+						drow, srow := dst[(p0+u)*side:(p0+u+1)*side], src[(p0+u)*side:(p0+u+1)*side]
+						clear(drow)
+						for v, w := range pr {
+							trow := tmp[(p0+v)*side : (p0+v+1)*side]
+							for j, tv := range trow {
+								drow[j] += w * tv
 							}
 						}
-						for a := range coarse { // coarse = downᵀ·patch
-							sum := 0.0
-							for q, xv := range patch {
-								sum += f.down[q*p*p+a] * xv
-							}
-							coarse[a] = sum
-						}
-						for q, xv := range patch { // residual = patch − up·coarse
-							r := xv
-							for a, cv := range coarse {
-								r -= f.up[q*p*p+a] * cv
-							}
-							dst[(pi+q/pw)*side+pj+q%pw] = float32(k * r)
+						for j, xv := range srow {
+							drow[j] = k * (xv - drow[j])
 						}
 					}
 				}
 			}
 		}
 	})
+	return out
+}
+
+// axisProjection is P₁ = r·pinvTᵀ [pw, pw], the one-axis factor of the
+// weak patch's projection onto upsampled base-sized patches: with the
+// upsampling B = r ⊗ r and the pseudo-inverse embedding B(BᵀB)⁻¹ =
+// pinvT ⊗ pinvT, P = B·(B(BᵀB)⁻¹)ᵀ = P₁ ⊗ P₁.
+func axisProjection(r, pinvT [][]float64) []float32 {
+	pw := len(r)
+	out := make([]float32, pw*pw)
+	for u := range pw {
+		for v := range pw {
+			sum := 0.0
+			for a := range r[u] {
+				sum += r[u][a] * pinvT[v][a]
+			}
+			out[u*pw+v] = float32(sum)
+		}
+	}
 	return out
 }
 

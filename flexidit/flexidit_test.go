@@ -398,6 +398,35 @@ func TestFineSkip(t *testing.T) {
 			t.Errorf("%s: max |skip| %g", tc.name, maxAbs(got))
 		}
 	}
+	// Against the patch projection written out: each weak patch minus its
+	// projection B·(B(BᵀB)⁻¹)ᵀ·patch onto upsampled base-sized patches.
+	r := Resize(4, 2)
+	up, down := kron(r, r), kron(pinvTranspose(r), pinvTranspose(r))
+	ts := []float32{1000, 700, 300, 0}
+	x4 := noise.Slice(0, 0, 4).Contiguous()
+	got := f.fineSkip(x4, ts).Data()
+	for i, tv := range ts {
+		s := float64(tv) / 1000
+		k := (s - (1-s)*0.5) / (s*s + (1-s)*(1-s)*0.5)
+		img := x4.Data()[i*256 : (i+1)*256]
+		for pi := 0; pi < 16; pi += 4 {
+			for pj := 0; pj < 16; pj += 4 {
+				for q := 0; q < 16; q++ {
+					res := float64(img[(pi+q/4)*16+pj+q%4])
+					for a := 0; a < 4; a++ {
+						c := 0.0
+						for q2 := 0; q2 < 16; q2++ {
+							c += down[q2*4+a] * float64(img[(pi+q2/4)*16+pj+q2%4])
+						}
+						res -= up[q*4+a] * c
+					}
+					if g := got[i*256+(pi+q/4)*16+pj+q%4]; math.Abs(float64(g)-k*res) > 1e-4 {
+						t.Fatalf("skip of image %d at (%d, %d): %g, want %g", i, pi+q/4, pj+q%4, g, k*res)
+					}
+				}
+			}
+		}
+	}
 	// k(1) = 1 and k(0) = −1: the skips at the two ends are opposite.
 	one, zero := make([]float32, 64), make([]float32, 64)
 	for i := range one {
