@@ -266,6 +266,45 @@ func TestTrainAndRoundTrip(t *testing.T) {
 	}
 }
 
+// With an EMA the trained weights are replaced by their average: after one
+// step (whose warm-up decay is 1/10), 0.1·initial + 0.9·stepped.
+func TestTrainEMA(t *testing.T) {
+	run := func(ema float32) []*autodiff.Var {
+		f, err := Flexify(tinyBase(t), Config{LoRARank: 2}, tensor.NewRNG(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Train(context.Background(), f, toyData{}, TrainOptions{Steps: 1, Batch: 4, LR: 1e-2, Seed: 3, EMA: ema}); err != nil {
+			t.Fatal(err)
+		}
+		return f.Trainable()
+	}
+	f0, err := Flexify(tinyBase(t), Config{LoRARank: 2}, tensor.NewRNG(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	init, stepped, avg := f0.Trainable(), run(0), run(0.999)
+	moved := 0.0
+	for i := range init {
+		for j, v0 := range init[i].Value.Data() {
+			v1, va := stepped[i].Value.Data()[j], avg[i].Value.Data()[j]
+			moved = math.Max(moved, math.Abs(float64(v1-v0)))
+			if want := 0.1*v0 + 0.9*v1; math.Abs(float64(va-want)) > 1e-6 {
+				t.Fatalf("parameter %d[%d]: %g after EMA, want %g", i, j, va, want)
+			}
+		}
+	}
+	if moved == 0 {
+		t.Fatal("the training step changed nothing")
+	}
+	f, _ := Flexify(tinyBase(t), Config{LoRARank: 2}, tensor.NewRNG(1))
+	for _, d := range []float32{-0.1, 1} {
+		if _, err := Train(context.Background(), f, toyData{}, TrainOptions{Steps: 1, Batch: 2, EMA: d}); err == nil {
+			t.Errorf("EMA decay %g accepted", d)
+		}
+	}
+}
+
 func TestTrainRejectsBadLevels(t *testing.T) {
 	for _, tc := range []struct{ lo, hi float64 }{{0.5, 0.4}, {-0.1, 1}, {0, 1.5}} {
 		f, err := Flexify(tinyBase(t), Config{LoRARank: 2}, tensor.NewRNG(1))

@@ -47,6 +47,10 @@ type TrainOptions struct {
 	// patch size; the base's logit-normal levels almost never reach it
 	// (3% of them lie above s = 0.875).
 	MinLevel, MaxLevel float64
+	// EMA, when positive, is the decay of an exponential moving average
+	// of the trained weights, which replaces them when training ends
+	// (0: the last step's weights).
+	EMA float32
 	// Shared-parameters variant only (Config.Shared): WeakFraction is the
 	// probability that a step's batch runs at the weak patch size (default
 	// 1/2; the others run at the powerful size with the base's
@@ -82,6 +86,9 @@ func Train(ctx context.Context, f *Model, ds Dataset, o TrainOptions) (train.Res
 	}
 	if o.LabelDropout == 0 {
 		o.LabelDropout = 0.1
+	}
+	if !(o.EMA >= 0 && o.EMA < 1) {
+		return train.Result{}, fmt.Errorf("flexidit train: EMA decay %g is not in [0, 1)", o.EMA)
 	}
 	if o.MaxLevel == 0 {
 		o.MaxLevel = 1
@@ -222,9 +229,16 @@ func Train(ctx context.Context, f *Model, ds Dataset, o TrainOptions) (train.Res
 		Params:    params,
 		Progress:  o.Progress,
 	}
+	if o.EMA > 0 {
+		loop.EMA = optim.NewEMA(params, o.EMA)
+		loop.EMA.Warmup = true
+	}
 	res, err := loop.Run(ctx)
 	if err != nil {
 		return res, fmt.Errorf("flexidit train: %w", err)
+	}
+	if loop.EMA != nil {
+		loop.EMA.Swap()
 	}
 	return res, nil
 }

@@ -180,6 +180,7 @@ func TestFlexifyRejectsBadFlags(t *testing.T) {
 		{[]string{"--steps", "1"}, "--out is required"},
 		{[]string{"--out", "x", "--min-level", "1"}, "--min-level"},
 		{[]string{"--out", "x", "--guidance-distill", "-1"}, "--guidance-distill"},
+		{[]string{"--out", "x", "--ema", "1"}, "--ema"},
 		{[]string{"--out", "x", "--lora", "0", "--lora-modulation"}, "--lora-modulation"},
 	} {
 		var so, se bytes.Buffer
