@@ -619,3 +619,29 @@ func TestTrainGuidanceDirection(t *testing.T) {
 		t.Errorf("relative guidance-direction error %.3f with the direction distilled, %.3f without: want clearly lower", got[1], got[0])
 	}
 }
+
+// Matching the guided combination at the sampling scale lowers the guided
+// error below matching the guidance direction alone.
+func TestTrainGuidanceScale(t *testing.T) {
+	var got [2]float64
+	for k, w := range []float32{0, 2} {
+		f, err := Flexify(tinyBase(t), Config{LoRARank: 4}, tensor.NewRNG(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Train(context.Background(), f, toyData{}, TrainOptions{Steps: 400, Batch: 8, LR: 3e-3, Distill: 5, Guidance: 200, GuidanceScale: w, MinLevel: 0.5, Seed: 3}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := GuidedErrors(f, TrajectoryOptions{N: 6, Steps: 4, Seed: 9, Scale: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range res {
+			got[k] += e.Guided / float64(len(res))
+		}
+	}
+	t.Logf("guided error: %.4g matching the direction, %.4g matching the guided prediction", got[0], got[1])
+	if !(got[1] < 0.9*got[0]) {
+		t.Errorf("guided error %.4g matching the guided prediction, %.4g matching the direction: want clearly lower", got[1], got[0])
+	}
+}

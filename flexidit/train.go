@@ -41,6 +41,11 @@ type TrainOptions struct {
 	// sampling adds that difference again, and matching each branch alone
 	// leaves it noisy. Label dropout does not apply to these batches.
 	Guidance float32
+	// GuidanceScale, when positive, makes the guidance term match the
+	// guided prediction v_∅ + w·(v_y − v_∅) at this scale w instead of the
+	// difference alone (sampling's own combination: with w = 2 the
+	// labelled branch weighs four times the unlabelled one).
+	GuidanceScale float32
 	// MinLevel and MaxLevel bound the noise levels of weak batches, drawn
 	// uniformly from [MinLevel, MaxLevel] (default [0, 1]). Uniform levels
 	// cover the noisy start of sampling, where the scheduler runs the weak
@@ -213,6 +218,10 @@ func Train(ctx context.Context, f *Model, ds Dataset, o TrainOptions) (train.Res
 			b := o.Batch
 			dw := g.Sub(g.Slice(out, 0, 0, b), g.Slice(out, 0, b, 2*b))
 			dp := g.Sub(g.Slice(pow, 0, 0, b), g.Slice(pow, 0, b, 2*b))
+			if w := o.GuidanceScale; w > 0 {
+				dw = g.Add(g.Slice(out, 0, b, 2*b), g.Scale(dw, w))
+				dp = g.Add(g.Slice(pow, 0, b, 2*b), g.Scale(dp, w))
+			}
 			loss = g.Add(loss, g.Scale(g.MSE(dw, dp), o.Guidance))
 		}
 		if err := g.Backward(loss); err != nil {

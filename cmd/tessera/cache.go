@@ -251,6 +251,7 @@ func runFlexify(args []string, stdout, stderr io.Writer) error {
 	minLevel := fs.Float64("min-level", 0, "lowest noise level s of the weak batches (the scheduler runs the weak size on the noisy first steps only)")
 	guidance := fs.Float64("guidance-distill", 0, "weight of distilling the guidance direction: each weak image runs with its label and with none, and their difference is matched to the powerful model's (0: off)")
 	dropout := fs.Float64("label-dropout", 0.1, "probability that a training image gets the unconditional label (guided sampling runs the weak model unconditionally as often as conditionally)")
+	guidedScale := fs.Float64("guidance-distill-scale", 0, "with --guidance-distill: match the guided prediction at this guidance scale instead of the difference alone (0: the difference)")
 	ema := fs.Float64("ema", 0, "decay of an exponential moving average of the weak weights, saved instead of the last step's (0: off; e.g. 0.99)")
 	seed := fs.Uint64("seed", 0, "random seed")
 	dataDir := fs.String("data", "", "training images: MNIST folder (default: the GoMNIST module), or for a text-to-image model the emoji folder (default: $TESSERA_EMOJI or ../shared/data/emoji)")
@@ -314,7 +315,7 @@ func runFlexify(args []string, stdout, stderr io.Writer) error {
 	}
 	f.Cond = cond
 	res, err := flexidit.Train(context.Background(), f, ds, flexidit.TrainOptions{Steps: *steps, Batch: *batch,
-		LR: float32(*lr), Distill: float32(*distill), MinLevel: *minLevel, LabelDropout: *dropout, Guidance: float32(*guidance), EMA: float32(*ema), Seed: *seed, Progress: progress.Options{Out: stderr, Label: "flexify"}})
+		LR: float32(*lr), Distill: float32(*distill), MinLevel: *minLevel, LabelDropout: *dropout, Guidance: float32(*guidance), EMA: float32(*ema), GuidanceScale: float32(*guidedScale), Seed: *seed, Progress: progress.Options{Out: stderr, Label: "flexify"}})
 	if err != nil {
 		return err
 	}
