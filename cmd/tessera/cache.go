@@ -271,6 +271,12 @@ func runFlexify(args []string, stdout, stderr io.Writer) error {
 	if !(*guidance >= 0) {
 		return usagef("--guidance-distill must be 0 or positive (have %g)", *guidance)
 	}
+	if !(*guidedScale >= 0) {
+		return usagef("--guidance-distill-scale must be 0 or positive (have %g)", *guidedScale)
+	}
+	if *guidedScale > 0 && *guidance == 0 {
+		return usagef("--guidance-distill-scale needs --guidance-distill > 0")
+	}
 	if !(*ema >= 0 && *ema < 1) {
 		return usagef("--ema must be in [0, 1) (have %g)", *ema)
 	}

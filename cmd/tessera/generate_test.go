@@ -181,6 +181,8 @@ func TestFlexifyRejectsBadFlags(t *testing.T) {
 		{[]string{"--out", "x", "--min-level", "1"}, "--min-level"},
 		{[]string{"--out", "x", "--guidance-distill", "-1"}, "--guidance-distill"},
 		{[]string{"--out", "x", "--ema", "1"}, "--ema"},
+		{[]string{"--out", "x", "--guidance-distill-scale", "2"}, "--guidance-distill-scale needs"},
+		{[]string{"--out", "x", "--guidance-distill", "40", "--guidance-distill-scale", "-1"}, "--guidance-distill-scale must"},
 		{[]string{"--out", "x", "--lora", "0", "--lora-modulation"}, "--lora-modulation"},
 	} {
 		var so, se bytes.Buffer
