@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -41,6 +42,12 @@ type AccelOptions struct {
 	FewerSteps []int
 	// CacheDir stores profiles and plans (default blockcache.DefaultDir()).
 	CacheDir string
+	// TimeRounds, when positive, times every run again on the first
+	// TimeN images (default min(N, 256)) in that many interleaved rounds,
+	// each round over all runs in a rotated order, and reports each run's
+	// best time: the quality runs, one after another, time a shared
+	// machine's drift as much as the method.
+	TimeRounds, TimeN int
 	// Out, when set, receives accel.json and accel.png.
 	Out string
 	Log func(msg string)
@@ -62,6 +69,9 @@ type AccelPoint struct {
 	KID           float64 `json:"kid"`
 	KIDStd        float64 `json:"kid_std"`
 	ClassAccuracy float64 `json:"class_accuracy"`
+	// RoundSeconds are the timing rounds' wall times (TimeRounds), in
+	// round order; WallSeconds is then their minimum.
+	RoundSeconds []float64 `json:"round_seconds,omitempty"`
 	// PSNR is the mean PSNR (dB) to the baseline's image of the same seed.
 	PSNR  float64               `json:"psnr"`
 	Cache *imagegen.CacheReport `json:"cache,omitempty"`
@@ -70,13 +80,17 @@ type AccelPoint struct {
 
 // AccelResult is the whole sweep.
 type AccelResult struct {
-	Model    string       `json:"model"`
-	N        int          `json:"n"`
-	Sampler  string       `json:"sampler"`
-	CFG      float64      `json:"cfg"`
-	FloorFID float64      `json:"floor_fid"`
-	Points   []AccelPoint `json:"points"`
-	Note     string       `json:"note"`
+	Model    string  `json:"model"`
+	N        int     `json:"n"`
+	Sampler  string  `json:"sampler"`
+	CFG      float64 `json:"cfg"`
+	FloorFID float64 `json:"floor_fid"`
+	// TimedN and TimeRounds describe the timing rounds (0: each run's
+	// wall time is its quality run's, over N images).
+	TimedN     int          `json:"timed_n,omitempty"`
+	TimeRounds int          `json:"time_rounds,omitempty"`
+	Points     []AccelPoint `json:"points"`
+	Note       string       `json:"note"`
 }
 
 // Accel runs the baseline, the fewer-steps baselines and every cache
@@ -160,8 +174,14 @@ func Accel(o AccelOptions) (*AccelResult, error) {
 	run := func(name, kind string, g imagegen.GenerateOptions, c imagegen.CacheOptions) (AccelPoint, [][]float32, error) {
 		return runAccel(name, kind, g, imagegen.AccelOptions{Cache: c})
 	}
+	type job struct {
+		g   imagegen.GenerateOptions
+		acc imagegen.AccelOptions
+	}
+	var jobs []job // in the order of points, the baseline first
 	runAccel = func(name, kind string, g imagegen.GenerateOptions, acc imagegen.AccelOptions) (AccelPoint, [][]float32, error) {
 		logf("bench accel: %s", name)
+		jobs = append(jobs, job{g, acc})
 		imgs, st, err := imagegen.GenerateAccel(o.Model, g, acc)
 		if err != nil {
 			return AccelPoint{}, nil, fmt.Errorf("bench accel %s: %w", name, err)
@@ -233,6 +253,31 @@ func Accel(o AccelOptions) (*AccelResult, error) {
 	b0.WallSeconds = wall
 	b0.PSNR = 0
 	points = append([]AccelPoint{b0}, points...)
+	if o.TimeRounds > 0 {
+		tn := o.TimeN
+		if tn <= 0 {
+			tn = min(o.N, 256)
+		}
+		jobs = jobs[:len(points)] // less the closing baseline run
+		for r := range o.TimeRounds {
+			for k := range jobs {
+				i := (k + r) % len(jobs)
+				g := jobs[i].g
+				g.N = tn
+				logf("bench accel: timing round %d/%d: %s", r+1, o.TimeRounds, points[i].Name)
+				_, st, err := imagegen.GenerateAccel(o.Model, g, jobs[i].acc)
+				if err != nil {
+					return nil, fmt.Errorf("bench accel: timing %s: %w", points[i].Name, err)
+				}
+				points[i].RoundSeconds = append(points[i].RoundSeconds, st.WallSeconds)
+			}
+		}
+		for i := range points {
+			points[i].WallSeconds = slices.Min(points[i].RoundSeconds)
+		}
+		wall = points[0].WallSeconds
+		res.TimedN, res.TimeRounds = tn, o.TimeRounds
+	}
 	for i := range points {
 		p := &points[i]
 		p.Speedup = wall / p.WallSeconds

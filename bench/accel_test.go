@@ -2,11 +2,17 @@ package bench
 
 import (
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"tessera/classifier"
+	"tessera/dit"
+	"tessera/eval"
+	"tessera/flexidit"
 	"tessera/imagegen"
+	"tessera/models"
 )
 
 func TestPlotAccel(t *testing.T) {
@@ -44,5 +50,55 @@ func TestPlotAccel(t *testing.T) {
 	}
 	if green < 20 {
 		t.Errorf("%d green pixels: the scale-shift series is missing", green)
+	}
+}
+
+// Timing rounds time every run again, interleaved, and report the best.
+func TestAccelTimingRounds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads MNIST")
+	}
+	fsys, err := models.Open("mnist")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := dit.LoadFS(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfsys, err := models.Open("mnist-classifier")
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := classifier.Load(cfsys, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := eval.NewMNISTEvaluator(net, "", 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := flexidit.Open(m, "mnist-flex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Accel(AccelOptions{Model: m, Evaluator: ev, N: 12, Steps: 4, FewerSteps: []int{2}, Flex: []string{"2"}, Flexi: f,
+		Batch: 6, TimeRounds: 2, TimeN: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.TimedN != 3 || r.TimeRounds != 2 || len(r.Points) != 3 {
+		t.Fatalf("timed n %d, rounds %d, %d points; want 3, 2, 3", r.TimedN, r.TimeRounds, len(r.Points))
+	}
+	for _, p := range r.Points {
+		if len(p.RoundSeconds) != 2 || p.WallSeconds != min(p.RoundSeconds[0], p.RoundSeconds[1]) || !(p.WallSeconds > 0) {
+			t.Errorf("%s: wall %g from rounds %v", p.Name, p.WallSeconds, p.RoundSeconds)
+		}
+		if want := r.Points[0].WallSeconds / p.WallSeconds; math.Abs(p.Speedup-want) > 1e-12 {
+			t.Errorf("%s: speed-up %g, want %g", p.Name, p.Speedup, want)
+		}
+	}
+	if r.Points[2].Flex == nil || r.Points[2].Flex.WeakSteps != 2 || !(r.Points[2].FLOPsFraction < 1) {
+		t.Errorf("flex point %+v", r.Points[2])
 	}
 }

@@ -17,7 +17,7 @@ import (
 
 func init() {
 	var modelRef, cache, fewer, out, cacheDir, sampler, flex, flexModel *string
-	var n, steps *int
+	var n, steps, timeRounds, timeN *int
 	var seed *uint64
 	var cfg *float64
 	benchSuites["accel"] = &benchSuite{
@@ -34,6 +34,8 @@ func init() {
 			flexModel = fs.String("flex-model", "", "flexified model: embedded name (mnist-flex) or folder written by 'tessera flexify' (no FlexiDiT runs without it)")
 			fewer = fs.String("fewer-steps", "12,16,20", "step counts of the fewer-steps baselines")
 			cacheDir = fs.String("cache-dir", "", "where profiles and plans are stored")
+			timeRounds = fs.Int("time-rounds", 0, "after the quality runs, time every run again in this many interleaved rounds on --time-n images and report each run's best (0: each quality run's own wall time)")
+			timeN = fs.Int("time-n", 256, "images per timing round (with --time-rounds)")
 			out = fs.String("out", "", "folder for accel.json and accel.png")
 		},
 		run: func(env benchEnv) (any, error) {
@@ -69,6 +71,9 @@ func init() {
 				}
 				few = append(few, k)
 			}
+			if *timeRounds < 0 || *timeN < 1 {
+				return nil, usagef("--time-rounds must be 0 or positive and --time-n positive")
+			}
 			var specs []string
 			for _, s := range strings.Split(*cache, ",") {
 				if s = strings.TrimSpace(s); s != "" {
@@ -89,6 +94,7 @@ func init() {
 			}
 			return bench.Accel(bench.AccelOptions{Flexi: flexi, Flex: flexSpecs, Model: m, ModelName: *modelRef, Evaluator: ev, N: *n, Seed: *seed, Steps: *steps,
 				Sampler: *sampler, CFG: *cfg, Cache: specs, FewerSteps: few, CacheDir: *cacheDir, Out: *out,
+				TimeRounds: *timeRounds, TimeN: *timeN,
 				Log: func(msg string) { fmt.Fprintln(os.Stderr, msg) }})
 		},
 	}
