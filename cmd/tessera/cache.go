@@ -235,6 +235,8 @@ the result to --out (config.json, model.safetensors). Use it with
 
 Examples:
   tessera flexify --model mnist --steps 400 --out runs/mnist-flex
+  tessera flexify --model mnist --lora 128 --lora-modulation --guidance-distill 40 \
+      --guidance-distill-scale 2 --distill 20 --min-level 0.5 --out runs/mnist-flex   # as mnist-flex
   tessera flexify --model emoji --steps 450 --distill 20 --min-level 0.5 --out runs/emoji-flex`
 
 func runFlexify(args []string, stdout, stderr io.Writer) error {
