@@ -96,8 +96,10 @@ type AccelResult struct {
 // Accel runs the baseline, the fewer-steps baselines and every cache
 // setting on the same seeds, and scores each with the evaluator. The
 // baseline is timed before and after the sweep and the mean is the
-// reference, so slow drift in the machine's load biases no side. Plans
-// and profiles are prepared before any timed run.
+// reference, so slow drift in the machine's load biases no side; with
+// TimeRounds, every run's wall time (the baseline's too) is instead its
+// best over the interleaved timing rounds. Plans and profiles are
+// prepared before any timed run.
 func Accel(o AccelOptions) (*AccelResult, error) {
 	if o.Model == nil || o.Evaluator == nil || o.N < 2 {
 		return nil, fmt.Errorf("bench accel: need a model, an evaluator and n >= 2")
