@@ -3,9 +3,7 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
-	"image"
 	"image/color"
-	"image/png"
 	"math"
 	"os"
 	"path/filepath"
@@ -17,6 +15,8 @@ import (
 	"tessera/eval"
 	"tessera/flexidit"
 	"tessera/imagegen"
+	"tessera/internal/atomicfile"
+	"tessera/plot"
 )
 
 // AccelOptions configures Accel: sweeps of the block cache's threshold on
@@ -302,18 +302,29 @@ func Accel(o AccelOptions) (*AccelResult, error) {
 }
 
 // PlotAccel draws the sweep: two panels side by side, FID (y) against
-// relative wall time (left) and relative FLOPs (right), both x axes from
-// 0 to 1.1 of the baseline. Baseline: black; fewer steps: red; plan
-// caches: blue (residual reuse: light blue); scale-shift caches: green
-// (residual reuse: light green; forecast: dark green, plan dark violet);
-// dynamic caches: orange;
-// FlexiDiT: purple; reversed FlexiDiT: pink; FlexiDiT with a cache: teal. Points
-// of a kind are joined in order of x.
+// wall time (left) and FLOPs (right), both relative to the baseline, one
+// coloured series per kind of run (baseline, fewer steps, each cache mode,
+// FlexiDiT, reversed FlexiDiT, FlexiDiT with a cache), its points joined
+// in order of x, with a legend.
 func PlotAccel(path string, r *AccelResult) error {
-	colors := map[string]color.RGBA{"baseline": {0, 0, 0, 255}, "fewer-steps": {220, 30, 30, 255},
-		"plan": {40, 80, 230, 255}, "ss": {20, 160, 60, 255}, "dynamic": {240, 140, 0, 255},
-		"res-plan": {120, 170, 255, 255}, "res": {130, 210, 40, 255}, "fc-plan": {90, 60, 140, 255}, "fc": {0, 110, 60, 255},
-		"flex": {150, 40, 200, 255}, "flex-reverse": {250, 110, 190, 255}, "flex+cache": {0, 170, 190, 255}}
+	type style struct {
+		label string
+		color color.RGBA
+	}
+	styles := map[string]style{
+		"baseline":     {"baseline", color.RGBA{0, 0, 0, 255}},
+		"fewer-steps":  {"fewer steps", color.RGBA{220, 30, 30, 255}},
+		"plan":         {"cache plan", color.RGBA{40, 80, 230, 255}},
+		"ss":           {"cache ss (scale-shift)", color.RGBA{20, 160, 60, 255}},
+		"dynamic":      {"cache dynamic", color.RGBA{240, 140, 0, 255}},
+		"res-plan":     {"cache res-plan", color.RGBA{120, 170, 255, 255}},
+		"res":          {"cache res", color.RGBA{130, 210, 40, 255}},
+		"fc-plan":      {"cache fc-plan", color.RGBA{90, 60, 140, 255}},
+		"fc":           {"cache fc (forecast)", color.RGBA{0, 110, 60, 255}},
+		"flex":         {"FlexiDiT", color.RGBA{150, 40, 200, 255}},
+		"flex-reverse": {"FlexiDiT reversed", color.RGBA{250, 110, 190, 255}},
+		"flex+cache":   {"FlexiDiT + cache", color.RGBA{0, 170, 190, 255}},
+	}
 	kind := func(p AccelPoint) string {
 		if p.Flex != nil && p.Flex.Reverse {
 			return "flex-reverse"
@@ -326,165 +337,56 @@ func PlotAccel(path string, r *AccelResult) error {
 		}
 		return p.Kind
 	}
-	var series [2][]Series
-	for panel := range series {
-		byKind := map[string]*Series{}
+	panels := []plot.Panel{
+		{Title: fmt.Sprintf("%s, n = %d: FID against wall time", r.Model, r.N), XLabel: "wall time / baseline", YLabel: "FID"},
+		{Title: "FID against FLOPs", XLabel: "FLOPs / baseline", YLabel: "FID"},
+	}
+	for k := range panels {
+		byKind := map[string]*plot.Series{}
 		var order []string
 		for _, p := range r.Points {
-			k := kind(p)
-			s, ok := byKind[k]
+			kd := kind(p)
+			s, ok := byKind[kd]
 			if !ok {
-				s = &Series{Color: colors[k]}
-				byKind[k] = s
-				order = append(order, k)
+				st, known := styles[kd]
+				if !known {
+					st = style{kd, color.RGBA{128, 128, 128, 255}}
+				}
+				s = &plot.Series{Label: st.label, Color: st.color}
+				byKind[kd] = s
+				order = append(order, kd)
 			}
 			x := 1 / p.Speedup
-			if panel == 1 {
+			if k == 1 {
 				x = p.FLOPsFraction
 			}
 			s.X, s.Y = append(s.X, x), append(s.Y, p.FID)
 		}
-		for _, k := range order {
-			s := byKind[k]
+		for _, kd := range order {
+			s := byKind[kd]
 			idx := make([]int, len(s.X))
 			for i := range idx {
 				idx[i] = i
 			}
 			sort.Slice(idx, func(a, b int) bool { return s.X[idx[a]] < s.X[idx[b]] })
-			sorted := Series{Color: s.Color}
+			sorted := plot.Series{Label: s.Label, Color: s.Color}
 			for _, i := range idx {
 				sorted.X, sorted.Y = append(sorted.X, s.X[i]), append(sorted.Y, s.Y[i])
 			}
-			series[panel] = append(series[panel], sorted)
+			panels[k].Series = append(panels[k].Series, sorted)
 		}
 	}
-	return WritePlot(path, series[:]...)
+	return plot.Write(path, panels...)
 }
 
-// Series is one line of a plot.
-type Series struct {
-	X, Y  []float64
-	Color color.RGBA
-}
-
-// WritePlot draws panels side by side (each 480×360 pixels, white, with a
-// frame and ten grid divisions; axes span the data with 5% margins) and
-// writes a PNG. Lines join a series' points in the order given, points
-// are drawn as small squares. Axis values are in the JSON beside the
-// plot; the PNG has no text.
-func WritePlot(path string, panels ...[]Series) error {
-	const w, h, pad = 480, 360, 30
-	img := image.NewRGBA(image.Rect(0, 0, w*len(panels), h))
-	for i := range img.Pix {
-		img.Pix[i] = 255
-	}
-	grid := color.RGBA{225, 225, 225, 255}
-	for k, series := range panels {
-		x0 := k * w
-		minX, maxX, minY, maxY := math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
-		for _, s := range series {
-			for i := range s.X {
-				if isFinite(s.X[i]) && isFinite(s.Y[i]) {
-					minX, maxX = math.Min(minX, s.X[i]), math.Max(maxX, s.X[i])
-					minY, maxY = math.Min(minY, s.Y[i]), math.Max(maxY, s.Y[i])
-				}
-			}
-		}
-		if minX > maxX {
-			continue
-		}
-		if maxX == minX {
-			maxX, minX = maxX+1, minX-1
-		}
-		if maxY == minY {
-			maxY, minY = maxY+1, minY-1
-		}
-		dx, dy := (maxX-minX)*0.05, (maxY-minY)*0.05
-		minX, maxX, minY, maxY = minX-dx, maxX+dx, minY-dy, maxY+dy
-		px := func(x float64) int { return x0 + pad + int((x-minX)/(maxX-minX)*float64(w-2*pad)) }
-		py := func(y float64) int { return h - pad - int((y-minY)/(maxY-minY)*float64(h-2*pad)) }
-		for g := 0; g <= 10; g++ {
-			gx := x0 + pad + g*(w-2*pad)/10
-			gy := pad + g*(h-2*pad)/10
-			line(img, gx, pad, gx, h-pad, grid)
-			line(img, x0+pad, gy, x0+w-pad, gy, grid)
-		}
-		black := color.RGBA{0, 0, 0, 255}
-		line(img, x0+pad, h-pad, x0+w-pad, h-pad, black)
-		line(img, x0+pad, pad, x0+pad, h-pad, black)
-		for _, s := range series {
-			for i := range s.X {
-				if !isFinite(s.X[i]) || !isFinite(s.Y[i]) {
-					continue
-				}
-				x, y := px(s.X[i]), py(s.Y[i])
-				if i > 0 && isFinite(s.X[i-1]) && isFinite(s.Y[i-1]) {
-					line(img, px(s.X[i-1]), py(s.Y[i-1]), x, y, s.Color)
-				}
-				for a := -2; a <= 2; a++ {
-					for b := -2; b <= 2; b++ {
-						img.SetRGBA(x+a, y+b, s.Color)
-					}
-				}
-			}
-		}
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("plot: %w", err)
-	}
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
-		return fmt.Errorf("plot %s: %w", path, err)
-	}
-	return f.Close()
-}
-
-// writeJSONFile writes v as indented JSON.
+// writeJSONFile writes v as indented JSON, atomically.
 func writeJSONFile(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
-	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(path, append(b, '\n')); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
 	return nil
-}
-
-func isFinite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
-
-// line draws a straight line with Bresenham's algorithm.
-func line(img *image.RGBA, x0, y0, x1, y1 int, c color.RGBA) {
-	dx, dy := abs(x1-x0), -abs(y1-y0)
-	sx, sy := 1, 1
-	if x0 > x1 {
-		sx = -1
-	}
-	if y0 > y1 {
-		sy = -1
-	}
-	e := dx + dy
-	for {
-		img.SetRGBA(x0, y0, c)
-		if x0 == x1 && y0 == y1 {
-			return
-		}
-		e2 := 2 * e
-		if e2 >= dy {
-			e += dy
-			x0 += sx
-		}
-		if e2 <= dx {
-			e += dx
-			y0 += sy
-		}
-	}
-}
-
-func abs(v int) int {
-	if v < 0 {
-		return -v
-	}
-	return v
 }

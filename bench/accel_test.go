@@ -13,6 +13,7 @@ import (
 	"tessera/flexidit"
 	"tessera/imagegen"
 	"tessera/models"
+	"tessera/plot"
 )
 
 func TestPlotAccel(t *testing.T) {
@@ -35,13 +36,13 @@ func TestPlotAccel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b := img.Bounds(); b.Dx() != 960 || b.Dy() != 360 {
-		t.Fatalf("plot is %v, want two 480×360 panels", b)
+	if b := img.Bounds(); b.Dx() != 2*plot.Width || b.Dy() != plot.Height {
+		t.Fatalf("plot is %v, want two %d×%d panels", b, plot.Width, plot.Height)
 	}
 	// The scale-shift series is drawn in green somewhere.
 	green := 0
-	for y := 0; y < 360; y++ {
-		for x := 0; x < 960; x++ {
+	for y := 0; y < plot.Height; y++ {
+		for x := 0; x < 2*plot.Width; x++ {
 			r, g, b, _ := img.At(x, y).RGBA()
 			if r>>8 == 20 && g>>8 == 160 && b>>8 == 60 {
 				green++

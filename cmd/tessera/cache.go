@@ -11,13 +11,13 @@ import (
 	"strings"
 	"time"
 
-	"tessera/bench"
 	"tessera/blockcache"
 	"tessera/data"
 	"tessera/dit"
 	"tessera/flexidit"
 	"tessera/imagegen"
 	"tessera/internal/progress"
+	"tessera/plot"
 	"tessera/t2i"
 	"tessera/tensor"
 )
@@ -198,23 +198,28 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 // its residual second differences (what forecast reuse gets wrong), one
 // panel per branch.
 func plotProfile(path string, p *blockcache.Profile) error {
-	var panels [][]bench.Series
+	var panels []plot.Panel
+	titles := []string{"relative L1 change, conditional", "relative L1 change, unconditional",
+		"residual 2nd difference, conditional", "residual 2nd difference, unconditional"}
 	for k, curves := range [][][]float64{p.Delta[blockcache.Cond], p.Delta[blockcache.Uncond], p.Delta2[blockcache.Cond], p.Delta2[blockcache.Uncond]} {
 		first := 1 + k/2 // Δ starts at evaluation 1, Δ2 at 2
-		var series []bench.Series
+		panel := plot.Panel{Title: titles[k], XLabel: "network evaluation", YLabel: "relative change"}
 		n := len(curves)
 		for i, row := range curves {
-			s := bench.Series{Color: color.RGBA{uint8(220 * i / max(n-1, 1)), 40, uint8(220 - 220*i/max(n-1, 1)), 255}}
+			s := plot.Series{Label: fmt.Sprintf("block %d", i), Color: color.RGBA{uint8(220 * i / max(n-1, 1)), 40, uint8(220 - 220*i/max(n-1, 1)), 255}}
 			for e := first; e < len(row); e++ {
 				s.X, s.Y = append(s.X, float64(e)), append(s.Y, row[e])
 			}
-			series = append(series, s)
+			panel.Series = append(panel.Series, s)
 		}
-		if series != nil {
-			panels = append(panels, series)
+		if panel.Series != nil {
+			panels = append(panels, panel)
 		}
 	}
-	return bench.WritePlot(path, panels...)
+	if len(panels) == 0 {
+		return fmt.Errorf("cache profile: nothing to plot")
+	}
+	return plot.Write(path, panels...)
 }
 
 func init() {
