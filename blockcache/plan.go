@@ -12,6 +12,7 @@ import (
 	"tessera/autodiff"
 	"tessera/diffusion"
 	"tessera/dit"
+	"tessera/internal/atomicfile"
 	"tessera/nn"
 	"tessera/tensor"
 )
@@ -497,11 +498,7 @@ func SaveJSON(path string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("blockcache: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("blockcache: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.WriteFile(path, append(b, '\n')); err != nil {
 		return fmt.Errorf("blockcache: %w", err)
 	}
 	return nil
