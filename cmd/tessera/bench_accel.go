@@ -39,6 +39,20 @@ func init() {
 			out = fs.String("out", "", "folder for accel.json and accel.png")
 		},
 		run: func(env benchEnv) (any, error) {
+			var few []int
+			for _, f := range strings.Split(*fewer, ",") {
+				if f = strings.TrimSpace(f); f == "" {
+					continue
+				}
+				k, err := strconv.Atoi(f)
+				if err != nil || k < 1 {
+					return nil, usagef("--fewer-steps: %q is not a positive integer", f)
+				}
+				few = append(few, k)
+			}
+			if *timeRounds < 0 || *timeN < 1 {
+				return nil, usagef("--time-rounds must be 0 or positive and --time-n positive")
+			}
 			setThreads(env.Threads)
 			fsys, err := models.Open(*modelRef)
 			if err != nil {
@@ -59,20 +73,6 @@ func init() {
 			ev, err := eval.NewMNISTEvaluator(net, "", 0)
 			if err != nil {
 				return nil, err
-			}
-			var few []int
-			for _, f := range strings.Split(*fewer, ",") {
-				if f = strings.TrimSpace(f); f == "" {
-					continue
-				}
-				k, err := strconv.Atoi(f)
-				if err != nil || k < 1 {
-					return nil, usagef("--fewer-steps: %q is not a positive integer", f)
-				}
-				few = append(few, k)
-			}
-			if *timeRounds < 0 || *timeN < 1 {
-				return nil, usagef("--time-rounds must be 0 or positive and --time-n positive")
 			}
 			var specs []string
 			for _, s := range strings.Split(*cache, ",") {

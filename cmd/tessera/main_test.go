@@ -22,6 +22,8 @@ func TestExitCodes(t *testing.T) {
 		{"bench unknown suite", []string{"bench", "nope"}, 2, `unknown suite "nope"`, ""},
 		{"bench unknown flag", []string{"bench", "kernels", "--bogus"}, 2, "flag provided but not defined: -bogus", ""},
 		{"bench bad shape", []string{"bench", "kernels", "--peer=false", "--shapes", "3x3"}, 2, "want MxNxK", ""},
+		{"bench accel bad time rounds", []string{"bench", "accel", "--peer=false", "--time-rounds", "-1"}, 2, "--time-rounds", ""},
+		{"bench accel bad fewer steps", []string{"bench", "accel", "--peer=false", "--fewer-steps", "x"}, 2, "--fewer-steps", ""},
 		{"bench help", []string{"bench", "--help"}, 0, "Suites:", ""},
 		{"eval-emoji unknown cache", []string{"eval-emoji", "--cache", "fast"}, 2, `--cache "fast"`, ""},
 	}
